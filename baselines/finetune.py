@@ -1,0 +1,36 @@
+"""FT: fine-tune the Original model on the retain set (catastrophic forgetting of D_f)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch.nn.functional as F
+
+from bench.hparams import hp
+from bench.method import UnlearnContext, register_method
+
+
+@register_method("FT")
+@dataclass(frozen=True)
+class FineTune:
+    """Fine-tune on D_r with cross-entropy, SGD and a cosine schedule to 1e-4.
+
+    Defaults sit in the reference ranges (10-50 epochs, lr 0.01-0.1; methods.md,
+    "Reference recipes"); 10 epochs at lr 0.02 is the CoUn-style setting for
+    CIFAR-10 / ResNet-18.
+    """
+
+    epochs: int = hp(10, low=1, doc="passes over D_r")
+    lr: float = hp(0.02, low=0.0, doc="initial learning rate (cosine decay to final_lr)")
+    final_lr: float = hp(1e-4, low=0.0, doc="learning rate at the end of the cosine schedule")
+    momentum: float = hp(0.9, low=0.0, high=0.999)
+    weight_decay: float = hp(5e-4, low=0.0)
+    batch_size: int = hp(256, low=1)
+
+    def run(self, ctx: UnlearnContext) -> None:
+        opt = ctx.sgd(ctx.model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+        sched = ctx.cosine(opt, self.epochs * ctx.steps_per_epoch(ctx.retain, self.batch_size), self.final_lr)
+        for _ in ctx.epochs(self.epochs):
+            for batch in ctx.batches(ctx.retain, self.batch_size):
+                loss = F.cross_entropy(ctx.logits(batch.x), batch.y)
+                ctx.step(opt, loss, sched)

@@ -1,0 +1,16 @@
+"""Original: no unlearning at all, the model trained on the whole training set."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.method import UnlearnContext, register_method
+
+
+@register_method("Original")
+@dataclass(frozen=True)
+class Original:
+    """Leave the Original model unchanged: the row every method must improve on."""
+
+    def run(self, ctx: UnlearnContext) -> None:
+        return None

@@ -1,0 +1,234 @@
+"""One cell of the grid: (method, dataset, model, scenario, seed) -> one record.
+
+`CellSpec` is plain data (JSON-serialisable): everything a cell needs, so a cell
+is a pure function of its spec and can be shipped to any executor. `run_cell`
+does the work; `execute_cell` never raises for a failing method, it returns a
+record with status "failed" and the error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import math
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.checkpoints import CheckpointStore
+from bench.data.catalog import load_dataset
+from bench.engine import Engine, TrainRecipe
+from bench.environment import code_version, environment
+from bench.errors import CellFailure, ConfigError
+from bench.flops import CostModel, SampleCounter, cost_model
+from bench.method import METHODS, ReportedCost, UnlearnContext
+from bench.metrics import EvalSets, avg_gap, evaluate
+from bench.progress import SILENT, Progress
+from bench.reference import ReferenceModels, counts_from_meta, device_sets
+from bench.splits import Split, derive_seed, draw_split, parse_scenario
+
+SCHEMA_VERSION = 1
+_reference_metrics: dict[str, dict] = {}
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    profile: str
+    method: str
+    params: dict[str, Any]
+    dataset: str
+    model: str
+    scenario: str
+    seed: int
+    train: dict[str, Any]
+    eval: dict[str, Any]
+    device: str
+    forget_class: int = 9
+    # where things live and how to get them: not part of the cell's identity
+    data_root: str = ""
+    cache_dir: str = ""
+    download: bool = True
+    threads: int | None = None
+
+    @property
+    def cell_id(self) -> str:
+        return f"{self.method}__{self.dataset}__{self.model}__{self.scenario}__seed{self.seed}"
+
+    def identity(self) -> dict[str, Any]:
+        """What determines the cell's result (paths and thread counts do not)."""
+        keep = ("method", "params", "dataset", "model", "scenario", "seed", "train", "eval", "device", "forget_class")
+        return {k: getattr(self, k) for k in keep}
+
+    @property
+    def config_hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:16]
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r}: no CUDA device is visible here; use --device cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r}; use auto, cpu or cuda") from None
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _identification(spec: CellSpec) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA_VERSION,
+        "cell_id": spec.cell_id,
+        "cell": {"method": spec.method, "dataset": spec.dataset, "model": spec.model,
+                 "scenario": spec.scenario, "seed": spec.seed, "profile": spec.profile},
+        "config": spec.identity(),
+        "config_hash": spec.config_hash,
+    }
+
+
+def _all_finite(model: torch.nn.Module) -> bool:
+    flags = [torch.isfinite(p).all() for p in model.parameters()]
+    return bool(torch.stack(flags).all().item())
+
+
+@dataclass
+class PreparedCell:
+    """A cell ready to run: the method's context on the Original weights, and what to measure with."""
+
+    spec: CellSpec
+    engine: Engine
+    refs: ReferenceModels
+    split: Split
+    sets: EvalSets
+    params: Any
+    ctx: UnlearnContext
+    counter: SampleCounter
+    cost_model: CostModel
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self.ctx.model
+
+
+def prepare_cell(spec: CellSpec, progress: Progress = SILENT) -> PreparedCell:
+    """Load data, draw the split, get the Original model (trained or cached) and build the context."""
+    if spec.threads:
+        torch.set_num_threads(spec.threads)
+    device = resolve_device(spec.device)
+    data = load_dataset(spec.dataset, Path(spec.data_root), cache=Path(spec.cache_dir), download=spec.download)
+    ds = data.spec
+    engine = Engine(device, ds.mean, ds.std, ds.augment)
+    scenario = parse_scenario(spec.scenario, ds.num_classes, spec.forget_class)
+    info = METHODS.get(spec.method)
+    if scenario.kind not in info.scenarios:
+        raise ConfigError(f"method {spec.method} does not support {scenario.kind} forgetting")
+    params = info.params(spec.params)
+    split = draw_split(scenario, data.train_y, spec.seed)
+    refs = ReferenceModels(engine, data, spec.model, TrainRecipe(**spec.train), CheckpointStore(Path(spec.cache_dir)), progress)
+
+    train_all, test_all = device_sets(data, device)
+    retain = train_all.take(split.retain.to(device), name="retain")
+    forget = train_all.take(split.forget.to(device), name="forget")
+    sets = EvalSets.build(retain, forget, test_all, scenario.forget_class, spec.eval["classwise_test"])
+
+    original_state, _ = refs.original(spec.seed)
+    model = refs.load(original_state)
+    model.train()
+    counter = SampleCounter()
+    counter.attach(model)
+
+    def retrain_provider() -> tuple[dict, ReportedCost]:
+        state, meta = refs.retrain(split)
+        return state, ReportedCost(counts_from_meta(meta), meta["seconds"], meta["device"], meta["cached"])
+
+    ctx = UnlearnContext(
+        engine=engine, model=model, retain=retain, forget=forget, test=test_all, scenario=scenario,
+        num_classes=ds.num_classes, seed=derive_seed(spec.seed, "method", spec.method), counter=counter,
+        make_original=lambda: refs.load(original_state), retrain=retrain_provider, progress=progress,
+        label=f"{spec.method} {spec.scenario} s{spec.seed}",
+    )
+    costs = cost_model(spec.model, ds.channels, ds.num_classes, ds.image_size)
+    return PreparedCell(spec, engine, refs, split, sets, params, ctx, counter, costs)
+
+
+def run_cell(spec: CellSpec, progress: Progress = SILENT) -> dict[str, Any]:
+    """Run one cell and return its record (status "ok"). Raises on failure."""
+    cell = prepare_cell(spec, progress)
+    engine, ctx, eval_bs = cell.engine, cell.ctx, spec.eval["batch_size"]
+    reference = _retrain_metrics(cell.refs, cell.split, cell.sets, eval_bs, spec)
+
+    engine.synchronize()
+    start = time.perf_counter()
+    cell.params.run(ctx)
+    engine.synchronize()
+    seconds = time.perf_counter() - start
+    cell.counter.detach()
+
+    if ctx.saw_nonfinite() or not _all_finite(cell.model):
+        raise CellFailure("diverged: a loss or a weight became NaN/inf")
+    eval_start = time.perf_counter()
+    metrics = evaluate(engine, cell.model, cell.sets, eval_bs)
+    eval_seconds = time.perf_counter() - eval_start
+    if any(not math.isfinite(metrics[k]) for k in ("RA", "UA", "TA", "MIA")):
+        raise CellFailure(f"metrics are not finite: {metrics}")
+    metrics["avg_gap"] = avg_gap(metrics, reference)
+
+    reported = ctx.reported_cost or ReportedCost(cell.counter.counts, seconds, engine.device_name(), cached=False)
+    return {
+        **_identification(spec),
+        "status": "ok",
+        "metrics": metrics,
+        "retrain_reference": reference,
+        "split": cell.split.describe(),
+        "params": dataclasses.asdict(cell.params),
+        "method_info": ctx.info,
+        "cost": {
+            "samples": reported.counts.as_dict(),
+            "forward_macs_per_sample": cell.cost_model.forward_macs,
+            "second_order_flops_per_sample": cell.cost_model.second_order_per_sample,
+            "pflops": cell.cost_model.pflops(reported.counts),
+            "from_cache": reported.cached,
+        },
+        "timing": {"unlearn_seconds": reported.seconds, "eval_seconds": eval_seconds, "device": reported.device},
+        "environment": environment(engine.device),
+        "code": code_version(),
+        "created": _now(),
+    }
+
+
+def _retrain_metrics(refs: ReferenceModels, split: Split, sets: EvalSets, eval_bs: int, spec: CellSpec) -> dict:
+    """Retrain's metrics on this split (trained or loaded once, evaluated once per process)."""
+    key = json.dumps([spec.dataset, spec.model, spec.train, spec.eval, split.forget_hash, spec.seed, str(refs.engine.device)])
+    if key not in _reference_metrics:
+        state, _ = refs.retrain(split)
+        _reference_metrics[key] = evaluate(refs.engine, refs.load(state), sets, eval_bs)
+    return dict(_reference_metrics[key])
+
+
+def execute_cell(spec: CellSpec, progress: Progress = SILENT) -> dict[str, Any]:
+    """`run_cell`, with any failure turned into a "failed" record (KeyboardInterrupt still stops)."""
+    try:
+        return run_cell(spec, progress)
+    except Exception as exc:  # the grid goes on; the record says what went wrong
+        return {
+            **_identification(spec),
+            "status": "failed",
+            "error": f"{type(exc).__name__}: {exc}".splitlines()[0],
+            "traceback": traceback.format_exc(limit=-8),
+            "environment": environment(torch.device("cpu")),
+            "code": code_version(),
+            "created": _now(),
+        }

@@ -1,0 +1,226 @@
+"""The training engine shared by Original, Retrain and every unlearning method.
+
+Data stays on the device as uint8; batches come from a device-side permutation;
+crop and flip are batched tensor ops; bf16 autocast and channels_last on CUDA,
+plain fp32 on the CPU; every random draw comes from a seeded generator.
+Nothing here synchronises with the host inside a loop except where a caller asks
+for a number (an accuracy for a stop rule, a loss for the progress bar).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from bench.augment import Normalizer, crop_flip
+from bench.data.catalog import Augment
+from bench.data.device_data import DeviceData
+from bench.errors import CellFailure
+from bench.progress import SILENT, Progress
+
+
+@dataclass(frozen=True)
+class Batch:
+    x: torch.Tensor  # float32 network input (augmented if asked), channels_last on CUDA
+    y: torch.Tensor  # int64 labels
+    raw: torch.Tensor  # the uint8 images before augmentation, for methods that need more views
+    pos: torch.Tensor  # positions of the samples within the DeviceData they came from
+
+    def __len__(self) -> int:
+        return self.y.shape[0]
+
+
+@dataclass(frozen=True)
+class TrainRecipe:
+    """Supervised training (Original and Retrain). Defaults: the paper recipe."""
+
+    epochs: int = 182
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 256
+    milestones: tuple[float, ...] = (0.5, 0.75)  # fractions of training at which lr is multiplied by gamma
+    gamma: float = 0.1
+
+    def milestone_epochs(self) -> list[int]:
+        return [int(round(m * self.epochs)) for m in self.milestones]
+
+
+class Engine:
+    def __init__(
+        self,
+        device: torch.device | str,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        augment: Augment,
+        *,
+        amp: bool | None = None,
+        channels_last: bool | None = None,
+    ):
+        self.device = torch.device(device)
+        on_cuda = self.device.type == "cuda"
+        self.amp = on_cuda if amp is None else amp
+        self.channels_last = on_cuda if channels_last is None else channels_last
+        self.normalize = Normalizer(mean, std, self.device)
+        self.augment_spec = augment
+
+    # ------------------------------------------------------------------ numerics
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if not self.amp:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+
+    def generator(self, seed: int) -> torch.Generator:
+        return torch.Generator(device=self.device).manual_seed(seed)
+
+    def synchronize(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def device_name(self) -> str:
+        if self.device.type == "cuda":
+            return torch.cuda.get_device_name(self.device)
+        return f"cpu ({torch.get_num_threads()} threads)"
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        model = model.to(self.device)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        return model
+
+    def sgd(self, params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0, nesterov: bool = False) -> torch.optim.SGD:
+        """SGD, with the fused kernel where this torch build has one for the device."""
+        params = list(params)
+        try:
+            return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov, fused=True)
+        except (RuntimeError, TypeError, ValueError):
+            return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+
+    # ------------------------------------------------------------------ batches
+
+    def to_input(self, raw: torch.Tensor, generator: torch.Generator | None, augment: bool) -> torch.Tensor:
+        """uint8 images -> normalised float input, with crop/flip when `augment`."""
+        if augment:
+            if generator is None:
+                raise ValueError("augmentation needs a generator")
+            raw = crop_flip(raw, self.augment_spec.crop_pad, self.augment_spec.flip, generator)
+        x = self.normalize(raw)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def batch_at(self, data: DeviceData, pos: torch.Tensor, generator: torch.Generator | None, augment: bool) -> Batch:
+        raw = data.images[pos]
+        return Batch(self.to_input(raw, generator, augment), data.labels[pos], raw, pos)
+
+    def batches(
+        self,
+        data: DeviceData,
+        batch_size: int,
+        generator: torch.Generator,
+        *,
+        shuffle: bool = True,
+        augment: bool = True,
+        drop_last: bool = False,
+    ) -> Iterator[Batch]:
+        """One pass over `data` in batches, in a random order drawn on the device."""
+        n = len(data)
+        order = torch.randperm(n, device=self.device, generator=generator) if shuffle else torch.arange(n, device=self.device)
+        stop = n - n % batch_size if drop_last else n
+        for start in range(0, stop, batch_size):
+            yield self.batch_at(data, order[start : start + batch_size], generator, augment)
+
+    def sample(self, data: DeviceData, batch_size: int, generator: torch.Generator, *, augment: bool = True) -> Batch:
+        """A random batch of distinct samples from `data` (all of it if smaller)."""
+        n = len(data)
+        pos = torch.randperm(n, device=self.device, generator=generator)[: min(batch_size, n)]
+        return self.batch_at(data, pos, generator, augment)
+
+    @staticmethod
+    def steps_per_epoch(n: int, batch_size: int, drop_last: bool = False) -> int:
+        return n // batch_size if drop_last else math.ceil(n / batch_size)
+
+    # ------------------------------------------------------------------ evaluation
+
+    @torch.no_grad()
+    def true_label_outputs(self, model: nn.Module, data: DeviceData, batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per sample: softmax probability of the true label, and whether the argmax is right.
+
+        Eval mode, no augmentation. Returns float32 and bool tensors on the device.
+        """
+        was_training = model.training
+        model.eval()
+        probs, correct = [], []
+        try:
+            for start in range(0, len(data), batch_size):
+                pos = torch.arange(start, min(start + batch_size, len(data)), device=self.device)
+                batch = self.batch_at(data, pos, None, augment=False)
+                with self.autocast():
+                    logits = model(batch.x)
+                p = torch.softmax(logits.float(), dim=1)
+                probs.append(p.gather(1, batch.y[:, None]).squeeze(1))
+                correct.append(p.argmax(1) == batch.y)
+        finally:
+            model.train(was_training)
+        if not probs:
+            empty = torch.zeros(0, device=self.device)
+            return empty, empty.bool()
+        return torch.cat(probs), torch.cat(correct)
+
+    def accuracy(self, model: nn.Module, data: DeviceData, batch_size: int = 1024) -> float:
+        """Accuracy in percent (one host synchronisation)."""
+        if len(data) == 0:
+            return float("nan")
+        _, correct = self.true_label_outputs(model, data, batch_size)
+        return 100.0 * correct.float().mean().item()
+
+    # ------------------------------------------------------------------ supervised training
+
+    def supervised_step(self, model: nn.Module, opt: torch.optim.Optimizer, batch: Batch) -> torch.Tensor:
+        """One cross-entropy SGD step; returns the (detached, float32) loss without syncing."""
+        with self.autocast():
+            loss = F.cross_entropy(model(batch.x), batch.y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.detach().float()
+
+    def train_supervised(
+        self,
+        model: nn.Module,
+        data: DeviceData,
+        recipe: TrainRecipe,
+        seed: int,
+        progress: Progress = SILENT,
+        desc: str = "train",
+    ) -> dict:
+        """Train `model` in place on `data` with `recipe` (SGD, multi-step lr). Returns stats."""
+        generator = self.generator(seed)
+        opt = self.sgd(model.parameters(), recipe.lr, recipe.momentum, recipe.weight_decay)
+        sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=recipe.milestone_epochs(), gamma=recipe.gamma)
+        model.train()
+        self.synchronize()
+        start = time.perf_counter()
+        last_loss = float("nan")
+        bar = progress.epochs(range(recipe.epochs), desc=desc, total=recipe.epochs)
+        for epoch in bar:
+            loss_sum = torch.zeros((), device=self.device)
+            steps = 0
+            for batch in self.batches(data, recipe.batch_size, generator):
+                loss_sum += self.supervised_step(model, opt, batch)
+                steps += 1
+            sched.step()
+            last_loss = (loss_sum / max(steps, 1)).item()  # one sync per epoch, for the divergence check
+            if not math.isfinite(last_loss):
+                raise CellFailure(f"{desc} diverged: mean loss is {last_loss} at epoch {epoch + 1}")
+            bar.set_postfix(loss=f"{last_loss:.3f}")
+        self.synchronize()
+        return {"seconds": time.perf_counter() - start, "final_loss": last_loss, "device": self.device_name()}

@@ -1,0 +1,256 @@
+"""The unlearning-method registry and the context a method runs in.
+
+A method is a frozen dataclass whose fields are its hyperparameters, with a
+`run(self, ctx)` that changes `ctx.model` in place, registered by one decorator:
+
+    @register_method("FT")
+    @dataclass(frozen=True)
+    class FineTune:
+        \"\"\"Fine-tune on the retain set with CE and a cosine schedule.\"\"\"
+        epochs: int = hp(10, low=1, doc="passes over D_r")
+        lr: float = hp(0.02, low=0.0)
+
+        def run(self, ctx: UnlearnContext) -> None:
+            opt = ctx.sgd(ctx.model.parameters(), lr=self.lr)
+            ...
+
+The harness owns everything else: the data on the device, batching and
+augmentation, the clock, the FLOP count (every forward and backward through the
+model or the teacher is counted by hooks), divergence checks and the metrics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Mapping
+
+import torch
+import torch.nn as nn
+
+from bench.data.device_data import DeviceData
+from bench.engine import Batch, Engine
+from bench.flops import SampleCounter, SampleCounts
+from bench.hparams import ParamSpec, build_params, param_specs
+from bench.models import Classifier
+from bench.progress import SILENT, Progress
+from bench.registry import Registry
+from bench.splits import Scenario
+
+SCENARIO_KINDS = ("random", "class")
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    name: str
+    cls: type
+    summary: str
+    scenarios: tuple[str, ...]
+
+    def params(self, overrides: Mapping[str, Any] | None = None) -> Any:
+        return build_params(self.cls, overrides or {}, self.name)
+
+    def param_specs(self) -> list[ParamSpec]:
+        return param_specs(self.cls)
+
+
+METHODS: Registry[MethodInfo] = Registry("method")
+
+
+def register_method(name: str, *, scenarios: tuple[str, ...] = SCENARIO_KINDS) -> Callable[[type], type]:
+    """Register a dataclass with a `run(ctx)` method as the unlearning method `name`."""
+
+    def register(cls: type) -> type:
+        if not dataclasses.is_dataclass(cls):
+            raise TypeError(f"method {name}: {cls.__name__} must be a dataclass of its hyperparameters")
+        if not callable(getattr(cls, "run", None)):
+            raise TypeError(f"method {name}: {cls.__name__} has no run(self, ctx)")
+        unknown = set(scenarios) - set(SCENARIO_KINDS)
+        if unknown:
+            raise ValueError(f"method {name}: unknown scenario kinds {sorted(unknown)}")
+        summary = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        METHODS.add(name, MethodInfo(name=name, cls=cls, summary=summary, scenarios=tuple(scenarios)))
+        cls.method_name = name
+        return cls
+
+    return register
+
+
+@dataclass
+class ReportedCost:
+    """Cost and time measured elsewhere (Retrain's training, possibly from the checkpoint cache)."""
+
+    counts: SampleCounts
+    seconds: float
+    device: str
+    cached: bool
+
+
+class UnlearnContext:
+    """What a method sees: the model to change, the data, and the harness's tools."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        model: Classifier,
+        retain: DeviceData,
+        forget: DeviceData,
+        test: DeviceData,
+        scenario: Scenario,
+        num_classes: int,
+        seed: int,
+        counter: SampleCounter,
+        make_original: Callable[[], Classifier],
+        retrain: Callable[[], tuple[dict, ReportedCost]] | None = None,
+        progress: Progress = SILENT,
+        label: str = "",
+    ):
+        self.engine = engine
+        self.model = model
+        self.retain = retain
+        self.forget = forget
+        self.test = test
+        self.scenario = scenario
+        self.num_classes = num_classes
+        self.seed = seed
+        self.generator = engine.generator(seed)
+        self.info: dict[str, Any] = {}
+        self.reported_cost: ReportedCost | None = None
+        self._counter = counter
+        self._make_original = make_original
+        self._retrain = retrain
+        self._original: Classifier | None = None
+        self._progress = progress
+        self._label = label
+        self._nonfinite = torch.zeros((), dtype=torch.bool, device=engine.device)
+
+    # ------------------------------------------------------------------ facts
+
+    @property
+    def device(self) -> torch.device:
+        return self.engine.device
+
+    @property
+    def forget_class(self) -> int | None:
+        return self.scenario.forget_class
+
+    @property
+    def original(self) -> Classifier:
+        """A frozen copy of the Original model (eval mode, no gradients), e.g. as a teacher.
+        Its forward passes are counted like the student's."""
+        if self._original is None:
+            teacher = self._make_original()
+            teacher.eval()
+            for p in teacher.parameters():
+                p.requires_grad_(False)
+            self._counter.attach(teacher)
+            self._original = teacher
+        return self._original
+
+    def note(self, **facts: Any) -> None:
+        """Record method-specific facts (e.g. the pass at which a stop rule fired)."""
+        self.info.update(facts)
+
+    # ------------------------------------------------------------------ data
+
+    def epochs(self, n: int, desc: str | None = None) -> Iterator[int]:
+        """range(n) with a progress bar."""
+        return iter(self._progress.epochs(range(n), desc=desc or self._label, total=n))
+
+    def batches(self, data: DeviceData, batch_size: int, *, shuffle: bool = True, augment: bool = True,
+                drop_last: bool = False) -> Iterator[Batch]:
+        return self.engine.batches(data, batch_size, self.generator, shuffle=shuffle, augment=augment, drop_last=drop_last)
+
+    def sample(self, data: DeviceData, batch_size: int, *, augment: bool = True) -> Batch:
+        """A random batch of distinct samples of `data`."""
+        return self.engine.sample(data, batch_size, self.generator, augment=augment)
+
+    def view(self, raw: torch.Tensor, augment: bool = True) -> torch.Tensor:
+        """Another (independently augmented) network input from a batch's uint8 images."""
+        return self.engine.to_input(raw, self.generator, augment)
+
+    def steps_per_epoch(self, data: DeviceData, batch_size: int, drop_last: bool = False) -> int:
+        return self.engine.steps_per_epoch(len(data), batch_size, drop_last)
+
+    # ------------------------------------------------------------------ compute
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        return self.engine.autocast()
+
+    def forward(self, x: torch.Tensor, model: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, penultimate features), computed under the engine's autocast, returned as float32."""
+        model = model or self.model
+        with self.autocast():
+            logits, feats = model.forward_with_features(x)
+        return logits.float(), feats.float()
+
+    def logits(self, x: torch.Tensor, model: nn.Module | None = None) -> torch.Tensor:
+        model = model or self.model
+        with self.autocast():
+            out = model(x)
+        return out.float()
+
+    def input_gradient(self, output: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """d output / d inputs with create_graph=True, so a loss on it can be differentiated
+        again (a double backward). The extra pass is counted in the FLOPs."""
+        (grad,) = torch.autograd.grad(output, inputs, create_graph=True)
+        self._counter.add_second_order(inputs.shape[0])
+        return grad
+
+    def sgd(self, params, lr: float, momentum: float = 0.9, weight_decay: float = 5e-4, nesterov: bool = False) -> torch.optim.SGD:
+        return self.engine.sgd(params, lr, momentum, weight_decay, nesterov)
+
+    @staticmethod
+    def cosine(optimizer: torch.optim.Optimizer, total_steps: int, final_lr: float = 1e-4) -> torch.optim.lr_scheduler.LRScheduler:
+        """Cosine decay of every group's lr to `final_lr` over `total_steps` scheduler steps."""
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps), eta_min=final_lr)
+
+    def step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, scheduler=None,
+             before_step: Callable[[], None] | None = None) -> None:
+        """zero_grad, backward, (before_step), optimizer step, (scheduler step). No host sync:
+        a non-finite loss is remembered on the device and checked once at the end."""
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if before_step is not None:
+            before_step()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        self.watch(loss)
+
+    def watch(self, value: torch.Tensor) -> None:
+        """Remember (on the device) whether `value` was ever non-finite."""
+        self._nonfinite |= ~torch.isfinite(value.detach()).all()
+
+    def saw_nonfinite(self) -> bool:
+        return bool(self._nonfinite.item())
+
+    def accuracy(self, data: DeviceData, model: nn.Module | None = None) -> float:
+        """Accuracy in percent (eval mode, no augmentation; one host sync). Counted as forward passes."""
+        return self.engine.accuracy(model or self.model, data)
+
+    # ------------------------------------------------------------------ the gold standard
+
+    def retrain(self) -> None:
+        """Replace the model by Retrain (trained from scratch on D_r with the profile's recipe,
+        or loaded from the checkpoint cache); the cost and time reported are its training's."""
+        if self._retrain is None:
+            raise RuntimeError("this context offers no Retrain")
+        state, cost = self._retrain()
+        self.model.load_state_dict(state)
+        self.reported_cost = cost
+
+
+def resolve_methods(names: list[str] | None) -> list[MethodInfo]:
+    """Methods by name (globs allowed), in registry order; all when `names` is None."""
+    if names is None:
+        return [METHODS.get(n) for n in METHODS]
+    chosen: list[str] = []
+    for pattern in names:
+        matched = METHODS.names(pattern) if any(ch in pattern for ch in "*?[") else [METHODS.get(pattern).name]
+        if not matched:
+            METHODS.get(pattern)  # raises with the known names
+        chosen += [m for m in matched if m not in chosen]
+    return [METHODS.get(n) for n in METHODS if n in chosen]

@@ -1,0 +1,149 @@
+"""Profiles: named TOML files fixing a dataset, model, recipes, seeds and scenarios.
+
+A profile is looked up by name in bench/profiles/ or given as a path to a TOML
+file. Unknown keys and bad values are `ConfigError`s naming the file and key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.engine import TrainRecipe
+from bench.errors import ConfigError
+from bench.hparams import build_params, hp
+
+PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    batch_size: int = hp(1024, low=1, doc="evaluation batch size")
+    classwise_test: str = hp("remaining", choices=("remaining", "all"),
+                             doc="class-wise D_t: test set without the forgotten class, or all of it")
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    dataset: str
+    model: str | None  # None: the dataset's default model
+    device: str
+    seeds: tuple[int, ...]
+    scenarios: tuple[str, ...]
+    forget_class: int
+    methods: tuple[str, ...] | None  # None: every registered method
+    threads: int | None
+    download: bool
+    train: TrainRecipe
+    eval: EvalConfig
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-method hyperparameter overrides
+    source: str = ""
+
+
+_TOP_KEYS = {"description", "dataset", "model", "device", "seeds", "scenarios", "forget_class", "methods",
+             "threads", "download", "train", "eval", "params"}
+
+
+def available() -> list[str]:
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.toml"))
+
+
+def _section(cls: type, table: Any, where: str):
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table")
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in table:
+        if key not in names:
+            raise ConfigError(f"{where}: unknown key {key!r}; known: {', '.join(sorted(names))}")
+    try:
+        if cls is TrainRecipe:
+            table = {**table, "milestones": tuple(table.get("milestones", TrainRecipe.milestones))}
+            obj = cls(**table)
+            _check_recipe(obj, where)
+            return obj
+        return build_params(cls, table, where)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _check_recipe(recipe: TrainRecipe, where: str) -> None:
+    checks = [
+        (isinstance(recipe.epochs, int) and recipe.epochs >= 1, "epochs must be an integer >= 1"),
+        (isinstance(recipe.batch_size, int) and recipe.batch_size >= 1, "batch_size must be an integer >= 1"),
+        (isinstance(recipe.lr, (int, float)) and recipe.lr > 0, "lr must be > 0"),
+        (isinstance(recipe.momentum, (int, float)) and 0 <= recipe.momentum < 1, "momentum must be in [0, 1)"),
+        (isinstance(recipe.weight_decay, (int, float)) and recipe.weight_decay >= 0, "weight_decay must be >= 0"),
+        (all(isinstance(m, (int, float)) and 0 < m < 1 for m in recipe.milestones), "milestones must be fractions in (0, 1)"),
+        (isinstance(recipe.gamma, (int, float)) and 0 < recipe.gamma <= 1, "gamma must be in (0, 1]"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(f"{where}: {message}")
+
+
+def load(name_or_path: str) -> Profile:
+    path = Path(name_or_path)
+    if path.suffix != ".toml":
+        path = PROFILE_DIR / f"{name_or_path}.toml"
+        if not path.is_file():
+            raise ConfigError(f"unknown profile {name_or_path!r}; known: {', '.join(available())} (or give a .toml path)")
+    elif not path.is_file():
+        raise ConfigError(f"profile file {path} does not exist")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"profile {path}: {exc}") from None
+    return parse(raw, name=path.stem, source=str(path))
+
+
+def parse(raw: dict[str, Any], name: str, source: str = "") -> Profile:
+    where = f"profile {name}"
+    unknown = set(raw) - _TOP_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(_TOP_KEYS))}")
+    if "dataset" not in raw:
+        raise ConfigError(f"{where}: 'dataset' is required")
+    device = raw.get("device", "auto")
+    if device not in DEVICES:
+        raise ConfigError(f"{where}: device must be one of {', '.join(DEVICES)}, got {device!r}")
+    seeds = raw.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
+        raise ConfigError(f"{where}: seeds must be a non-empty list of integers >= 0")
+    scenarios = raw.get("scenarios", ["random10", "random50", "class"])
+    if not isinstance(scenarios, list) or not all(isinstance(s, str) for s in scenarios):
+        raise ConfigError(f"{where}: scenarios must be a list of names such as random10 or class9")
+    methods = raw.get("methods", "all")
+    if methods != "all" and not (isinstance(methods, list) and all(isinstance(m, str) for m in methods)):
+        raise ConfigError(f"{where}: methods must be \"all\" or a list of method names")
+    threads = raw.get("threads")
+    if threads is not None and not (isinstance(threads, int) and threads >= 1):
+        raise ConfigError(f"{where}: threads must be an integer >= 1")
+    params = raw.get("params", {})
+    if not isinstance(params, dict) or not all(isinstance(v, dict) for v in params.values()):
+        raise ConfigError(f"{where}: [params.<METHOD>] tables hold per-method hyperparameters")
+    forget_class = raw.get("forget_class", 9)
+    if not isinstance(forget_class, int) or forget_class < 0:
+        raise ConfigError(f"{where}: forget_class must be an integer >= 0")
+    return Profile(
+        name=name,
+        description=str(raw.get("description", "")),
+        dataset=str(raw["dataset"]),
+        model=raw.get("model"),
+        device=device,
+        seeds=tuple(seeds),
+        scenarios=tuple(scenarios),
+        forget_class=forget_class,
+        methods=None if methods == "all" else tuple(methods),
+        threads=threads,
+        download=bool(raw.get("download", True)),
+        train=_section(TrainRecipe, raw.get("train", {}), f"{where} [train]"),
+        eval=_section(EvalConfig, raw.get("eval", {}), f"{where} [eval]"),
+        params={k: dict(v) for k, v in params.items()},
+        source=source,
+    )

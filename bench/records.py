@@ -1,0 +1,61 @@
+"""Result records: one JSON file per cell, written atomically, read back for resume and tables.
+
+Layout: <results>/records/<cell_id>.json. A cell counts as done when its record
+has status "ok", the current schema and the same configuration hash as the
+cell about to run; anything else (missing, failed, stale, unreadable) is run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Iterator
+
+from bench import atomic
+from bench.cell import SCHEMA_VERSION, CellSpec
+
+log = logging.getLogger(__name__)
+
+
+class RecordStore:
+    def __init__(self, results_dir: Path):
+        self.root = Path(results_dir)
+        self.records_dir = self.root / "records"
+
+    def path(self, cell_id: str) -> Path:
+        return self.records_dir / f"{cell_id}.json"
+
+    def read(self, cell_id: str) -> dict[str, Any] | None:
+        path = self.path(cell_id)
+        if not path.is_file():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            log.warning("record %s is unreadable (%s); the cell will run again", path, exc)
+            return None
+
+    def is_done(self, spec: CellSpec) -> bool:
+        record = self.read(spec.cell_id)
+        return (
+            record is not None
+            and record.get("status") == "ok"
+            and record.get("schema") == SCHEMA_VERSION
+            and record.get("config_hash") == spec.config_hash
+        )
+
+    def write(self, record: dict[str, Any]) -> Path:
+        path = self.path(record["cell_id"])
+        atomic.write_json(path, record)
+        return path
+
+    def all(self) -> Iterator[dict[str, Any]]:
+        """Every readable record, in file-name order."""
+        if not self.records_dir.is_dir():
+            return
+        for path in sorted(self.records_dir.glob("*.json")):
+            try:
+                yield json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+                log.warning("skipping unreadable record %s (%s)", path, exc)

@@ -1,0 +1,1 @@
+"""The contrastive family and newer methods. One file per method; importing the file registers it."""
