@@ -26,6 +26,9 @@ REFERENCE_FIRST = ("Retrain", "Original")
 
 
 def order_methods(methods: list[MethodInfo]) -> list[MethodInfo]:
+    """Retrain always runs (it is every other row's reference and is trained anyway), first."""
+    if "Retrain" in METHODS and all(m.name != "Retrain" for m in methods):
+        methods = [METHODS.get("Retrain"), *methods]
     first = [m for name in REFERENCE_FIRST for m in methods if m.name == name]
     return first + [m for m in methods if m not in first]
 
@@ -50,6 +53,7 @@ def plan(
     for name in list(profile.params) + list(overrides or {}):
         METHODS.get(name)  # a typo in a [params.X] table or --set is an error, not a silent no-op
     parsed = [parse_scenario(s, spec.num_classes, profile.forget_class) for s in (scenarios or profile.scenarios)]
+    methods = order_methods(methods)
     params = {}
     for m in methods:
         merged = {**profile.params.get(m.name, {}), **(overrides or {}).get(m.name, {})}
@@ -57,7 +61,7 @@ def plan(
     cells, notes = [], []
     for seed in seeds or profile.seeds:
         for scenario in parsed:
-            for m in order_methods(methods):
+            for m in methods:
                 if scenario.kind not in m.scenarios:
                     notes.append(f"{m.name} does not support {scenario.kind} forgetting; {scenario.name} skipped for it")
                     continue

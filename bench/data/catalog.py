@@ -334,7 +334,7 @@ def load_dataset(
     if tensors is None:
         arrays = source.read()
         _validate(spec, arrays, source.description)
-        tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
+        tensors = {k: torch.from_numpy(np.require(v, requirements=["C", "W"])) for k, v in arrays.items()}
         if cache_file is not None:
             atomic.torch_save({"format": TENSOR_CACHE_FORMAT, **tensors}, cache_file)
     else:

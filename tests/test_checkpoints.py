@@ -1,0 +1,73 @@
+"""The checkpoint cache: reuse, and never silently use a bad file."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from bench.checkpoints import CheckpointStore
+from bench.models import build_model
+
+KEY = {"kind": "original", "seed": 0, "recipe": {"epochs": 3}}
+
+
+def _state():
+    return {k: v.clone() for k, v in build_model("small_cnn", 1, 10, 8, seed=0).state_dict().items()}
+
+
+def test_roundtrip_keeps_weights_and_meta(tmp_path):
+    store = CheckpointStore(tmp_path)
+    state = _state()
+    path = store.save("original", KEY, state, {"seconds": 1.5, "samples": {"forward": 3}})
+    loaded, meta = store.load("original", KEY)
+    assert meta == {"seconds": 1.5, "samples": {"forward": 3}}
+    assert all(torch.equal(state[k], loaded[k]) for k in state)
+    torch.load(path, weights_only=True)  # loadable without unpickling code
+
+
+def _assert_rejected(store, key, caplog, words):
+    with caplog.at_level(logging.WARNING):
+        assert store.load("original", key) is None
+    assert any(words in r.getMessage() for r in caplog.records)
+
+
+def test_truncated_file_is_rejected(tmp_path, caplog):
+    store = CheckpointStore(tmp_path)
+    path = store.save("original", KEY, _state(), {})
+    path.write_bytes(path.read_bytes()[:1000])
+    _assert_rejected(store, KEY, caplog, "does not load")
+
+
+def test_file_made_for_another_configuration_is_rejected(tmp_path, caplog):
+    store = CheckpointStore(tmp_path)
+    other = {**KEY, "seed": 1}
+    store.save("original", other, _state(), {})
+    store.path("original", other).rename(store.path("original", KEY))  # e.g. a copied or renamed file
+    _assert_rejected(store, KEY, caplog, "different configuration")
+
+
+def test_tampered_weights_are_rejected(tmp_path, caplog):
+    store = CheckpointStore(tmp_path)
+    path = store.save("original", KEY, _state(), {})
+    payload = torch.load(path, weights_only=True)
+    first = next(iter(payload["state_dict"]))
+    payload["state_dict"][first] = payload["state_dict"][first] + 1.0
+    torch.save(payload, path)
+    _assert_rejected(store, KEY, caplog, "checksum")
+
+
+def test_reference_models_retrain_over_a_corrupt_checkpoint(tiny_spec, tmp_path):
+    from dataclasses import replace
+
+    from bench.cell import prepare_cell
+    from bench import reference
+
+    spec = replace(tiny_spec("Original"), cache_dir=str(tmp_path), seed=5)
+    first = prepare_cell(spec)
+    (path,) = (tmp_path / "checkpoints").glob("original-*.pt")
+    path.write_bytes(b"garbage")
+    reference._memory.clear()
+    again = prepare_cell(spec)  # trains again rather than failing or using garbage
+    assert all(torch.equal(a, b) for a, b in zip(first.model.state_dict().values(), again.model.state_dict().values()))
+    assert torch.load(path, weights_only=True)["format"] == 1

@@ -1,0 +1,122 @@
+"""The command line: end to end on a tiny profile, failures recorded, usage errors in one line."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from bench.cli import main
+from bench.method import METHODS, MethodInfo
+
+TINY_PROFILE = """
+description = "tiny test profile"
+dataset = "digits"
+model = "small_cnn"
+device = "cpu"
+seeds = [0]
+scenarios = ["random10"]
+methods = ["Original", "FT"]
+download = false
+[train]
+epochs = 3
+batch_size = 128
+[params.FT]
+epochs = 1
+"""
+
+
+@pytest.fixture
+def profile_file(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY_PROFILE)
+    return path
+
+
+def run(*args):
+    return main(["run", *map(str, args), "--no-progress"])
+
+
+def test_run_end_to_end_writes_records_and_tables(profile_file, tmp_path, cache_dir, capsys):
+    results = tmp_path / "results"
+    assert run("--profile", profile_file, "--results", results, "--cache-dir", cache_dir) == 0
+    out = capsys.readouterr().out
+    assert "| Retrain |" in out and "| FT |" in out
+    records = [json.loads(p.read_text()) for p in (results / "records").glob("*.json")]
+    assert sorted(r["cell"]["method"] for r in records) == ["FT", "Original", "Retrain"]
+    ft = next(r for r in records if r["cell"]["method"] == "FT")
+    assert ft["status"] == "ok" and ft["params"]["epochs"] == 1
+    assert ft["split"]["n_forget"] == 144 and len(ft["split"]["forget_hash"]) == 16
+    assert ft["environment"]["torch"] == torch.__version__ and "commit" in ft["code"]
+    assert (results / "summary.csv").is_file() and (results / "summary.md").is_file()
+
+
+@dataclasses.dataclass(frozen=True)
+class Crashes:
+    """A method that raises."""
+
+    def run(self, ctx):
+        raise RuntimeError("boom")
+
+
+@dataclasses.dataclass(frozen=True)
+class Diverges:
+    """A method whose weights become NaN."""
+
+    def run(self, ctx):
+        with torch.no_grad():
+            next(ctx.model.parameters()).fill_(float("nan"))
+
+
+def test_failing_cells_are_recorded_and_the_grid_goes_on(profile_file, tmp_path, cache_dir, monkeypatch, capsys):
+    for name, cls in (("Crashes", Crashes), ("Diverges", Diverges)):
+        monkeypatch.setitem(METHODS._entries, name, MethodInfo(name, cls, cls.__doc__, ("random", "class")))
+    results = tmp_path / "results"
+    code = run("--profile", profile_file, "--results", results, "--cache-dir", cache_dir, "--methods", "Crashes,FT,Diverges")
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "2 of 4 cells failed" in err
+    records = {p.name.split("__")[0]: json.loads(p.read_text()) for p in (results / "records").glob("*.json")}
+    assert records["Crashes"]["status"] == "failed" and "RuntimeError: boom" in records["Crashes"]["error"]
+    assert records["Diverges"]["status"] == "failed" and "diverged" in records["Diverges"]["error"]
+    assert records["FT"]["status"] == "ok" and records["Retrain"]["status"] == "ok"
+
+
+@pytest.mark.parametrize("args,words", [
+    (["run", "--methods", "FTT"], "unknown method 'FTT' (did you mean FT"),
+    (["run", "--profile", "nope"], "unknown profile 'nope'"),
+    (["run", "--seeds", "a,b"], "--seeds takes integers"),
+    (["run", "--scenarios", "random200"], "forget percentage"),
+    (["run", "--set", "FT.epoch=3"], "FT has no hyperparameter 'epoch'"),
+    (["run", "--set", "FT.epochs=-1"], "below the minimum"),
+    (["run", "--set", "FT"], "--set takes METHOD.key=value"),
+    (["run", "--set", "Nope.lr=1"], "unknown method 'Nope'"),
+    (["run", "--device", "cuda"], "no CUDA device"),
+    (["run", "--bogus"], "unrecognized arguments"),
+    (["table", "--results", "/nonexistent"], "has no records/ folder"),
+    (["perf", "--models", "resnet99"], "unknown model"),
+])
+def test_usage_errors_are_one_line_with_exit_status_2(args, words, capsys):
+    if "cuda" in args and torch.cuda.is_available():
+        pytest.skip("a GPU is visible")
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: ") and words in err, err
+
+
+def test_missing_data_is_a_usage_error(tmp_path, capsys, monkeypatch):
+    from bench.data import catalog
+
+    monkeypatch.setattr(catalog, "DEBIAN_FASHION_MNIST", tmp_path / "nowhere")
+    code = main(["run", "--profile", "fashion", "--data-root", str(tmp_path), "--offline", "--results", str(tmp_path / "r")])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "fashion-mnist: not found" in err
+
+
+def test_list_shows_methods_with_hyperparameters(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "Retrain" in out and "epochs: int = 10" in out and "cifar10" in out and "quick" in out
