@@ -22,7 +22,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from bench.metrics import GAP_METRICS  # noqa: E402
-from bench.reports.frame import GROUP, REFERENCE_METHODS, method_order  # noqa: E402
+from bench.reports.frame import GROUP, method_order  # noqa: E402
 from bench.reports.stats import bootstrap_interval  # noqa: E402
 
 FORMATS = ("png", "svg")
@@ -68,13 +68,42 @@ def _blocks(frame: pd.DataFrame) -> list[tuple[tuple, pd.DataFrame]]:
     return list(frame.groupby(GROUP, sort=False))
 
 
+MARKERS = ("o", "s", "D", "^", "v", "P", "X", "<", ">", "p", "h", "*")
+
+
+def markers(methods: Sequence[str]) -> dict[str, str]:
+    return {m: MARKERS[i % len(MARKERS)] for i, m in enumerate(methods)}
+
+
+def _place_labels(fig: plt.Figure, ax: plt.Axes, points: list[dict]) -> None:
+    """Label each point, moving a label up or down (with a leader line) until it overlaps no other."""
+    renderer = fig.canvas.get_renderer()
+    placed = []
+    for p in sorted(points, key=lambda p: (-p["y"], p["x"])):
+        for k in range(60):
+            dy = ((k + 1) // 2) * (1 if k % 2 else -1) * 10  # 0, +10, -10, +20, ... points
+            text = ax.annotate(p["label"], (p["x"], p["y"]), textcoords="offset points", xytext=(9, 3 + dy),
+                               fontsize=9, va="center")
+            box = text.get_window_extent(renderer).expanded(1.02, 1.15)
+            if not any(box.overlaps(b) for b in placed) or k == 59:
+                break
+            text.remove()
+        placed.append(box)
+        if dy:
+            text.remove()
+            ax.annotate(p["label"], (p["x"], p["y"]), textcoords="offset points", xytext=(9, 3 + dy), fontsize=9,
+                        va="center", arrowprops={"arrowstyle": "-", "color": "grey", "lw": 0.6, "shrinkA": 0, "shrinkB": 4})
+
+
 def tradeoff(frame: pd.DataFrame, out_dir: Path, stem: str = "tradeoff") -> list[Path]:
     """Avg-Gap (y) against PFLOPs (x, log) per method, one panel per block."""
     blocks = _blocks(frame)
     methods = method_order(frame["method"])
-    colours = palette(methods)
+    colours, shapes = palette(methods), markers(methods)
     sns.set_theme(style="whitegrid", context="notebook")
-    fig, axes = plt.subplots(1, len(blocks), figsize=(5.2 * len(blocks), 4.4), squeeze=False)
+    height = 4.6 + 0.12 * max(0, len(methods) - 6)
+    fig, axes = plt.subplots(1, len(blocks), figsize=(5.6 * len(blocks) + 1.8, height), squeeze=False)
+    panels = []
     for ax, (key, block) in zip(axes[0], blocks):
         positive = block.loc[block["pflops"] > 0, "pflops"]
         zero_at = positive.min() / 10 if not positive.empty else 1.0
@@ -85,30 +114,36 @@ def tradeoff(frame: pd.DataFrame, out_dir: Path, stem: str = "tradeoff") -> list
             points.append({"method": method, "x": cost if cost > 0 else zero_at, "y": part["avg_gap"].mean(),
                            "err": _interval_halfwidths(part["avg_gap"].to_numpy()),
                            "label": method if cost > 0 else f"{method} (0 PFLOPs)"})
-        pts = pd.DataFrame(points)
-        sns.scatterplot(data=pts, x="x", y="y", hue="method", palette=colours, s=90, ax=ax, legend=False,
-                        edgecolor="black", linewidth=0.6, zorder=3)
         for p in points:
             if p["err"] != (0.0, 0.0):
                 ax.errorbar(p["x"], p["y"], yerr=[[p["err"][0]], [p["err"][1]]], color=colours[p["method"]],
-                            capsize=4, lw=1.4, zorder=2)
-            ax.annotate(p["label"], (p["x"], p["y"]), textcoords="offset points", xytext=(7, 5), fontsize=9)
+                            capsize=4, lw=1.3, zorder=2)
+            ax.scatter(p["x"], p["y"], s=80, color=colours[p["method"]], marker=shapes[p["method"]],
+                       edgecolor="black", linewidth=0.6, zorder=3, label=p["method"])
         if (block["pflops"] == 0).any() and not positive.empty:  # mark the break between "0" and the log axis
             ax.axvline(np.sqrt(zero_at * positive.min()), color="grey", ls=":", lw=1)
         ax.set_xscale("log")
-        lo, hi = pts["x"].min(), pts["x"].max()
-        ax.set_xlim(lo / 3, hi * 8)  # room for the labels on the right
-        ax.set_ylim(bottom=min(0.0, ax.get_ylim()[0]), top=ax.get_ylim()[1] * 1.08 + 0.05)
+        xs, ys = [p["x"] for p in points], [p["y"] for p in points]
+        ax.set_xlim(min(xs) / 3, max(xs) * 10)  # room for the labels on the right
+        top = max(y + p["err"][1] for y, p in zip(ys, points))
+        ax.set_ylim(min(0.0, min(ys)) - 0.04 * (top or 1), top * 1.1 + 0.05)
         ax.set_title(" / ".join(key), fontsize=11)
         ax.set_xlabel("cost (PFLOPs, log scale)")
         ax.set_ylabel("Avg-Gap to Retrain (lower is better)")
+        panels.append((ax, points))
+    handles = [plt.Line2D([], [], marker=shapes[m], color=colours[m], markeredgecolor="black", linestyle="",
+                          markersize=8) for m in methods]
+    fig.legend(handles, methods, title="method", loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=9)
     fig.suptitle("Quality against cost (mean over seeds; bars: 95% bootstrap interval)", fontsize=12)
     fig.tight_layout()
+    for ax, points in panels:  # after the layout is final, so overlaps are judged where labels will be
+        _place_labels(fig, ax, points)
     return save(fig, out_dir, stem)
 
 
 def gap_bars(frame: pd.DataFrame, out_dir: Path, stem: str = "metric_gaps") -> list[Path]:
-    """|gap to Retrain| per metric and Avg-Gap, one bar per method (Retrain itself left out: all zeros)."""
+    """|gap to Retrain| per metric and Avg-Gap: a grid of panels (rows: blocks, columns: quantities),
+    one horizontal bar per method with its name on the axis (Retrain itself left out: all zeros)."""
     quantities = {f"{m}_gap": m for m in GAP_METRICS} | {"avg_gap": "Avg-Gap"}
     data = frame[frame["method"] != "Retrain"]
     if data.empty:
@@ -116,21 +151,20 @@ def gap_bars(frame: pd.DataFrame, out_dir: Path, stem: str = "metric_gaps") -> l
     blocks = _blocks(data)
     methods = method_order(data["method"])
     colours = palette(method_order(frame["method"]))
-    long = data.melt(id_vars=GROUP + ["method", "seed"], value_vars=list(quantities), var_name="quantity",
-                     value_name="gap")
-    long["quantity"] = long["quantity"].map(quantities)
     sns.set_theme(style="whitegrid", context="notebook")
-    width = max(7.0, 1.1 * len(quantities) * max(1, len(methods)) * 0.45 + 2)
-    fig, axes = plt.subplots(len(blocks), 1, figsize=(width, 3.4 * len(blocks)), squeeze=False)
-    for ax, (key, _) in zip(axes[:, 0], blocks):
-        part = long[(long[GROUP] == pd.Series(dict(zip(GROUP, key)))).all(axis=1)]
-        sns.barplot(data=part, x="quantity", y="gap", hue="method", hue_order=[m for m in methods if m in set(part["method"])],
-                    order=list(quantities.values()), palette=colours, errorbar=_ci_errorbar, capsize=0.15,
-                    err_kws={"linewidth": 1.2}, ax=ax)
-        ax.set_title(" / ".join(key), fontsize=11)
-        ax.set_xlabel("")
-        ax.set_ylabel("|gap to Retrain| (points)")
-        ax.legend(title="method", bbox_to_anchor=(1.01, 1), loc="upper left", fontsize=9, title_fontsize=9)
+    height = max(1.9, 0.8 + 0.32 * len(methods))
+    fig, axes = plt.subplots(len(blocks), len(quantities), figsize=(3.3 * len(quantities) + 1.2, height * len(blocks) + 0.6),
+                             squeeze=False, sharey=True)
+    for row, (key, block) in enumerate(blocks):
+        for col, (column, name) in enumerate(quantities.items()):
+            ax = axes[row, col]
+            present = [m for m in methods if m in set(block["method"])]
+            sns.barplot(data=block, x=column, y="method", hue="method", order=present, hue_order=present,
+                        palette=colours, errorbar=_ci_errorbar, capsize=0.3, err_kws={"linewidth": 1.1},
+                        legend=False, ax=ax, orient="h")
+            ax.set_title(f"{name}" + (f"   ({' / '.join(key)})" if col == 0 else ""), fontsize=10, loc="left")
+            ax.set_xlabel("|gap to Retrain|" if name != "Avg-Gap" else "Avg-Gap")
+            ax.set_ylabel("")
     fig.suptitle("Gap to Retrain per metric, lower is better (mean over seeds; 95% bootstrap interval)", fontsize=12)
     fig.tight_layout()
     return save(fig, out_dir, stem)
@@ -141,5 +175,3 @@ def all_figures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
         return []
     return tradeoff(frame, out_dir) + gap_bars(frame, out_dir)
 
-
-__all__ = ["all_figures", "gap_bars", "tradeoff", "REFERENCE_METHODS"]
