@@ -14,9 +14,8 @@ from bench.errors import ConfigError
 
 
 def table(args: argparse.Namespace) -> int:
-    from bench.reports.frame import load_records
+    from bench.reports.frame import load_records, records_frame
     from bench.reports.tables import render_csv, render_latex, summary_table, write_summary
-    from bench.reports.frame import records_frame
 
     results_dir = Path(args.results)
     records = load_records(results_dir)

@@ -162,6 +162,14 @@ def gap_bars(frame: pd.DataFrame, out_dir: Path, stem: str = "metric_gaps") -> l
             sns.barplot(data=block, x=column, y="method", hue="method", order=present, hue_order=present,
                         palette=colours, errorbar=_ci_errorbar, capsize=0.3, err_kws={"linewidth": 1.1},
                         legend=False, ax=ax, orient="h")
+            ends = [float(x) for line in ax.lines for x in line.get_xdata()] + list(block[column])
+            top = float(np.nanmax(ends)) if ends else 0.0  # error-bar lines hold NaN where there is no interval
+            if top > 0:
+                ax.set_xlim(0, top * 1.08)
+            else:  # every bar is exactly 0: say so instead of showing an empty, symmetric axis
+                ax.set_xlim(0, 1)
+                ax.text(0.5, 0.5, "0 for every method", transform=ax.transAxes, ha="center", va="center",
+                        fontsize=9, color="dimgrey")
             ax.set_title(f"{name}" + (f"   ({' / '.join(key)})" if col == 0 else ""), fontsize=10, loc="left")
             ax.set_xlabel("|gap to Retrain|" if name != "Avg-Gap" else "Avg-Gap")
             ax.set_ylabel("")

@@ -23,7 +23,7 @@ from bench.reports.stats import mean_std
 
 QUANTITIES = (list(GAP_METRICS) + [f"{m}_gap" for m in GAP_METRICS]
               + ["avg_gap", "forget_class_TA", "forget_class_TA_gap", "pflops", "seconds"])
-NOTE = ("Generated from result records by `python -m bench table`; do not edit. "
+NOTE = ("Generated from result records by `python -m bench table` (and `bench run`); do not edit. "
         "Mean ± std over seeds (no ± with one seed); (|gap to Retrain|) beside each metric; "
         "**bold** = lowest Avg-Gap among unlearning methods (Retrain and Original are references).")
 
