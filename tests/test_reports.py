@@ -327,13 +327,18 @@ def test_usage_errors_are_one_line_exit_2(tmp_path, capsys, argv_tail, setup):
 # ---------------------------------------------------------------------- real records from tiny runs
 
 
+# one-epoch Original/Retrain: real records, trained once per session (the checkpoint cache is shared)
+ONE_EPOCH = {"epochs": 1, "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4, "batch_size": 128,
+             "milestones": [0.5, 0.75], "gamma": 0.1}
+
+
 def _run_tiny(tiny_spec, folder: Path) -> Path:
     from bench.cell import run_cell
     from bench.records import RecordStore
 
     store = RecordStore(folder)
     for method, params in (("Retrain", {}), ("Original", {}), ("FT", {"epochs": 2})):
-        store.write(run_cell(tiny_spec(method, "random10", params=params)))
+        store.write(run_cell(tiny_spec(method, "random10", params=params, train=ONE_EPOCH)))
     return folder
 
 
@@ -363,8 +368,8 @@ def test_real_records_a_planted_regression_fails_and_a_faithful_rerun_passes(tin
 def test_embedding_pictures_of_a_real_cell(tiny_spec, tmp_path):
     from bench.reports.embeddings import embed, poincare_2d
 
-    paths = embed(tiny_spec("FT", "class3", params={"epochs": 1}), tmp_path, [str(i) for i in range(10)],
-                  max_points=150)
+    paths = embed(tiny_spec("FT", "class3", params={"epochs": 1}, train=ONE_EPOCH), tmp_path,
+                  [str(i) for i in range(10)], max_points=150, tsne_iterations=250)
     assert sorted(p.name for p in paths) == sorted(f"embed_FT_class3_s0_{v}.{e}" for v in ("tsne", "poincare")
                                                    for e in ("png", "svg"))
     assert all(p.stat().st_size > 5000 for p in paths)

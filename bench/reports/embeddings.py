@@ -80,11 +80,16 @@ def collect(spec: CellSpec, max_points: int = 2000, progress: Progress = SILENT)
     return FeatureSet(before, after, data.labels.cpu().numpy(), is_forget)
 
 
-def tsne_2d(x: np.ndarray, seed: int = 0) -> np.ndarray:
+EXACT_TSNE_UP_TO = 500  # points; below this the exact gradient is both faster and more faithful than Barnes-Hut
+
+
+def tsne_2d(x: np.ndarray, seed: int = 0, iterations: int = 1000) -> np.ndarray:
     from sklearn.manifold import TSNE
 
     perplexity = float(min(30.0, max(2.0, (len(x) - 1) / 3)))
-    return TSNE(n_components=2, init="pca", perplexity=perplexity, random_state=seed).fit_transform(x)
+    method = "exact" if len(x) <= EXACT_TSNE_UP_TO else "barnes_hut"
+    return TSNE(n_components=2, init="pca", perplexity=perplexity, random_state=seed, method=method,
+                max_iter=iterations).fit_transform(x)
 
 
 def poincare_2d(x: np.ndarray, curvature: float = 1.0) -> np.ndarray:
@@ -151,7 +156,8 @@ def file_stem(method: str, scenario: str, seed: int, view: str) -> str:
 
 
 def embed(spec: CellSpec, out_dir: Path, class_names: Sequence[str], views: Sequence[str] = VIEWS,
-          max_points: int = 2000, curvature: float = 1.0, progress: Progress = SILENT) -> list[Path]:
+          max_points: int = 2000, curvature: float = 1.0, tsne_iterations: int = 1000,
+          progress: Progress = SILENT) -> list[Path]:
     """Run the cell, draw each view before/after, and save PNG and SVG; return the paths."""
     from bench.reports.plots import save
 
@@ -160,7 +166,7 @@ def embed(spec: CellSpec, out_dir: Path, class_names: Sequence[str], views: Sequ
     paths: list[Path] = []
     for view in views:
         if view == "tsne":
-            before, after = tsne_2d(fs.before, spec.seed), tsne_2d(fs.after, spec.seed)
+            before, after = tsne_2d(fs.before, spec.seed, tsne_iterations), tsne_2d(fs.after, spec.seed, tsne_iterations)
             title = f"t-SNE of penultimate features, Original vs {spec.method} ({where})"
         else:
             before, after = poincare_2d(fs.before, curvature), poincare_2d(fs.after, curvature)
