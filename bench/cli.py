@@ -1,7 +1,7 @@
-"""Command line: `python -m bench {run,list,table,perf}`.
+"""Command line: `python -m bench {run,list,table,leaderboard,compare,baseline,embed,perf}`.
 
-Exit status: 0 success; 1 some cells failed (the grid still finished);
-2 a usage error (one line on stderr saying what to do).
+Exit status: 0 success; 1 some cells failed (the grid still finished) or `compare`
+found a regression; 2 a usage error (one line on stderr saying what to do).
 """
 
 from __future__ import annotations
@@ -72,8 +72,42 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="list methods (with hyperparameters), datasets, models and profiles")
 
-    table = sub.add_parser("table", help="print and write the Avg-Gap table of a results folder")
+    table = sub.add_parser("table", help="write the Avg-Gap tables (summary.md/.csv/.tex) of a results folder and print one")
     table.add_argument("--results", default="results/quick", help="results folder (default: results/quick)")
+    table.add_argument("--format", choices=("md", "csv", "latex"), default="md", help="what to print (default: md)")
+
+    board = sub.add_parser("leaderboard", help="write leaderboard.md/.html and figures for each results folder")
+    board.add_argument("--results", default="results",
+                       help="a results folder, or a folder of them (one page each; default: results)")
+    board.add_argument("--no-plots", action="store_true", help="pages without (re)drawing the figures")
+
+    compare = sub.add_parser("compare", help="check results against a stored baseline; exit 1 on a regression")
+    compare.add_argument("results", help="results folder (with records/) or a baseline file")
+    compare.add_argument("--against", required=True, help="baseline file (e.g. results/quick/baseline.json) or results folder")
+    compare.add_argument("--tolerance", action="append", default=[], metavar="QUANTITY:AMOUNT[:FLOOR]",
+                         help="override a tolerance, e.g. TA:0.5, seconds:20%%, avg_gap:2sd:0.5 (repeatable)")
+    compare.add_argument("--skip-timing", action="store_true", help="do not check seconds")
+
+    base = sub.add_parser("baseline", help="store a results folder's summary as the baseline that compare checks against")
+    base.add_argument("--results", required=True, help="results folder (with records/)")
+    base.add_argument("--out", help="baseline file to write (default: <results>/baseline.json)")
+    base.add_argument("--allow-failed", action="store_true", help="store it even if some cells failed")
+
+    embed = sub.add_parser("embed", help="re-run one cell and draw its features before/after (t-SNE, Poincare disk)")
+    embed.add_argument("--profile", default="quick", help="profile name or .toml path (default: quick)")
+    embed.add_argument("--method", required=True, help="method name")
+    embed.add_argument("--scenario", required=True, help="e.g. random10 or class9")
+    embed.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    embed.add_argument("--view", type=_csv, help="tsne,poincare (default: both)")
+    embed.add_argument("--max-points", type=int, default=2000, help="training samples drawn (default: 2000)")
+    embed.add_argument("--curvature", type=float, default=1.0, help="Poincare ball curvature c (default: 1, the unit disk)")
+    embed.add_argument("--out", help="folder for the figures (default: results/<profile>/figures)")
+    embed.add_argument("--device", help="auto, cpu or cuda (default: the profile's)")
+    embed.add_argument("--data-root", help="where datasets are looked for")
+    embed.add_argument("--cache-dir", help="decoded tensors and checkpoints")
+    embed.add_argument("--set", dest="overrides", action="append", default=[], metavar="METHOD.key=value",
+                       help="override a method hyperparameter (repeatable)")
+    embed.add_argument("--offline", action="store_true", help="never try to download data")
 
     perf = sub.add_parser("perf", help="training throughput (img/s): the engine against a plain eager loop")
     perf.add_argument("--dataset", default="digits", help="dataset to draw batches from (default: digits)")
@@ -159,19 +193,6 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_table(args: argparse.Namespace) -> int:
-    from bench.records import RecordStore
-    from bench.tables import write_summary
-
-    results_dir = Path(args.results)
-    if not (results_dir / "records").is_dir():
-        raise UsageError(f"{results_dir} has no records/ folder; run `python -m bench run` first or pass --results")
-    markdown, csv_path, md_path = write_summary(RecordStore(results_dir).all(), results_dir)
-    print(markdown, end="")
-    print(f"tables: {csv_path}, {md_path}", file=sys.stderr)
-    return 0
-
-
 def cmd_perf(args: argparse.Namespace) -> int:
     import torch
 
@@ -199,7 +220,19 @@ def cmd_perf(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "table": cmd_table, "perf": cmd_perf}
+def _report(name: str):
+    """A report command, imported only when used (pandas, seaborn, scipy load slowly)."""
+
+    def command(args: argparse.Namespace) -> int:
+        from bench.reports import commands
+
+        return getattr(commands, name)(args)
+
+    return command
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list, "perf": cmd_perf, **{
+    name: _report(name) for name in ("table", "leaderboard", "compare", "baseline", "embed")}}
 
 
 def main(argv: list[str] | None = None) -> int:

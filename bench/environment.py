@@ -30,12 +30,27 @@ def code_version() -> dict:
     return {"commit": commit, "dirty": bool(status)}
 
 
+@functools.lru_cache(maxsize=1)
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo), else what platform knows: on a CPU run,
+    "device_name" alone cannot tell two machines apart, and timings are only comparable
+    on the same CPU."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name") and ":" in line:
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
 def environment(device: torch.device) -> dict:
     env = {
         "python": platform.python_version(),
         "torch": torch.__version__,
         "platform": platform.platform(),
         "cpu_threads": torch.get_num_threads(),
+        "cpu_model": cpu_model(),
         "device_type": device.type,
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
     }

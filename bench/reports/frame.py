@@ -1,0 +1,119 @@
+"""Records -> a flat frame, one row per finished cell, with each metric's |gap to Retrain|.
+
+The gap is taken from the record's own `retrain_reference` (Retrain's metrics on the
+same split and seed), so it is exact per seed and does not need the Retrain row.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+
+from bench.errors import ConfigError
+from bench.metrics import GAP_METRICS
+
+GROUP = ["dataset", "model", "scenario"]
+KEY = GROUP + ["method"]
+REFERENCE_METHODS = ("Retrain", "Original")  # rows shown for comparison, never "best"
+ENV_FIELDS = ("device_type", "device_name", "cpu_model", "cpu_threads", "torch")  # what makes timings comparable
+FRAME_COLUMNS = (
+    ["cell_id", "profile"] + KEY + ["seed"] + list(GAP_METRICS) + ["avg_gap", "forget_class_TA"]
+    + [f"{m}_gap" for m in GAP_METRICS] + ["forget_class_TA_gap", "pflops", "seconds", "device", "machine",
+                                            "created", "commit", "dirty", "config_hash"]
+)
+
+
+def machine_signature(environment: dict[str, Any]) -> str:
+    """A short text that differs when timings are not comparable (device, CPU model, threads, torch).
+    Fields a record lacks (older records have no cpu_model) are left out."""
+    return ", ".join(f"{k}={environment[k]}" for k in ENV_FIELDS if environment.get(k) is not None)
+
+
+def _row(record: dict[str, Any]) -> dict[str, Any]:
+    cell, metrics, reference = record["cell"], record["metrics"], record["retrain_reference"]
+    row: dict[str, Any] = {
+        "cell_id": record.get("cell_id", ""), "profile": cell.get("profile", ""), "dataset": cell["dataset"], "model": cell["model"],
+        "scenario": cell["scenario"], "method": cell["method"], "seed": int(cell["seed"]),
+    }
+    for m in GAP_METRICS:
+        row[m] = float(metrics[m])
+        row[f"{m}_gap"] = abs(float(metrics[m]) - float(reference[m]))
+    row["avg_gap"] = float(metrics["avg_gap"])
+    fta, fta_ref = metrics.get("forget_class_TA"), reference.get("forget_class_TA")
+    row["forget_class_TA"] = float(fta) if fta is not None else float("nan")
+    row["forget_class_TA_gap"] = abs(float(fta) - float(fta_ref)) if fta is not None and fta_ref is not None else float("nan")
+    env = record.get("environment", {})
+    code = record.get("code", {})
+    row.update({
+        "pflops": float(record["cost"]["pflops"]), "seconds": float(record["timing"]["unlearn_seconds"]),
+        "device": record["timing"].get("device", ""), "machine": machine_signature(env),
+        "created": record.get("created", ""), "commit": code.get("commit", "unknown"),
+        "dirty": code.get("dirty"), "config_hash": record.get("config_hash", ""),
+    })
+    return row
+
+
+def records_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """One row per record with status "ok" (failed records are left out; see `failed_records`)."""
+    rows = []
+    for record in records:
+        if record.get("status") != "ok":
+            continue
+        try:
+            rows.append(_row(record))
+        except (KeyError, TypeError, ValueError) as exc:
+            name = record.get("cell_id", "<a record without cell_id>")
+            raise ConfigError(f"record {name} is malformed (missing or bad field {exc}); "
+                              "delete it and run the cell again") from None
+    return pd.DataFrame(rows, columns=FRAME_COLUMNS)
+
+
+def failed_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in records if r.get("status") != "ok"]
+
+
+def load_records(results_dir: Path) -> list[dict[str, Any]]:
+    """Every readable record of a results folder; a missing folder is a usage error."""
+    from bench.records import RecordStore
+
+    results_dir = Path(results_dir)
+    if not (results_dir / "records").is_dir():
+        raise ConfigError(f"{results_dir} has no records/ folder; run `python -m bench run --results {results_dir}` "
+                          "first, or pass the folder that holds records/")
+    return list(RecordStore(results_dir).all())
+
+
+def method_order(methods: Iterable[str]) -> list[str]:
+    """Reference rows (Retrain, Original) first, then registry order, then any unknown names sorted."""
+    from bench.method import METHODS
+
+    names = list(dict.fromkeys(methods))
+    known = [n for n in METHODS if n in names]
+    ordered = known + sorted(n for n in names if n not in known)
+    return [n for n in REFERENCE_METHODS if n in ordered] + [n for n in ordered if n not in REFERENCE_METHODS]
+
+
+def scenario_order(scenarios: Iterable[str]) -> list[str]:
+    """random10 before random50 before class-wise, then anything else by name."""
+    import re
+
+    def key(name: str) -> tuple:
+        m = re.fullmatch(r"random(\d+)", name)
+        if m:
+            return (0, int(m.group(1)), name)
+        return (1 if name.startswith("class") else 2, 0, name)
+
+    return sorted(dict.fromkeys(scenarios), key=key)
+
+
+def sort_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows in reading order: dataset, model, scenario (random first), method (references first), seed."""
+    if frame.empty:
+        return frame
+    s_rank = {s: i for i, s in enumerate(scenario_order(frame["scenario"]))}
+    m_rank = {m: i for i, m in enumerate(method_order(frame["method"]))}
+    ranked = frame.assign(_s=frame["scenario"].map(s_rank), _m=frame["method"].map(m_rank))
+    sort_by = ["dataset", "model", "_s", "_m"] + (["seed"] if "seed" in frame else [])
+    return ranked.sort_values(sort_by).drop(columns=["_s", "_m"]).reset_index(drop=True)
