@@ -98,3 +98,9 @@ def test_an_unreadable_record_is_rerun(tmp_path, cache_dir):
     store.path(cells[0].cell_id).write_text("{ truncated")
     summary = run_grid(cells, store, InProcessExecutor(SILENT), SILENT)
     assert (summary.ran, summary.skipped) == (1, 1)
+
+
+def test_written_files_are_readable_by_others(tmp_path):
+    path = tmp_path / "shared.json"
+    atomic.write_json(path, {"v": 1})
+    assert path.stat().st_mode & 0o044 == 0o044  # group/other read, under the usual umask 022
