@@ -1,0 +1,46 @@
+"""GA: gradient ascent on the forget set (Thudi et al.; the SalUn / Unlearn-Sparse baseline)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from baselines._common import SCHEDULES, schedule
+from bench.hparams import hp
+from bench.method import UnlearnContext, register_method
+
+
+def ascent_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """-CE: minimising it ascends the forget set's cross-entropy."""
+    return -F.cross_entropy(logits, labels)
+
+
+@register_method("GA")
+@dataclass(frozen=True)
+class GradientAscent:
+    """Maximise CE on D_f; D_r is never seen.
+
+    Iteration-based on D_f: an epoch is one pass over the forget set. Defaults are
+    the SalUn / Unlearn-Sparse CIFAR-10 command (`--unlearn GA --unlearn_epochs 5
+    --unlearn_lr 0.0001`, batch 256, SGD momentum 0.9, wd 5e-4) with its effectively
+    constant lr (its MultiStepLR milestones 91,136 are never reached); CoUn does not
+    report GA. Cosine is offered as an option.
+    """
+
+    epochs: int = hp(5, low=1, doc="passes over D_f")
+    lr: float = hp(1e-4, low=0.0, doc="learning rate")
+    lr_schedule: str = hp("constant", choices=SCHEDULES, doc="[choice] constant (reference code) or cosine to final_lr")
+    final_lr: float = hp(0.0, low=0.0, doc="final lr of the cosine schedule")
+    momentum: float = hp(0.9, low=0.0, high=0.999)
+    weight_decay: float = hp(5e-4, low=0.0)
+    batch_size: int = hp(256, low=1)
+
+    def run(self, ctx: UnlearnContext) -> None:
+        opt = ctx.sgd(ctx.model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+        total = self.epochs * ctx.steps_per_epoch(ctx.forget, self.batch_size)
+        sched = schedule(ctx, opt, self.lr_schedule, total, self.final_lr)
+        for _ in ctx.epochs(self.epochs):
+            for batch in ctx.batches(ctx.forget, self.batch_size):
+                ctx.step(opt, ascent_loss(ctx.logits(batch.x), batch.y), sched)

@@ -1,0 +1,46 @@
+"""RL: Random-Label unlearning (Golatkar et al.; the SalUn baseline): train on the forget
+set with random wrong labels and on the retain set with its own labels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch.nn.functional as F
+
+from baselines._common import LABEL_DRAWS, RL_ORDERS, SCHEDULES, RandomLabelEpochs, schedule
+from bench.hparams import hp
+from bench.method import UnlearnContext, register_method
+
+
+@register_method("RL")
+@dataclass(frozen=True)
+class RandomLabel:
+    """Each epoch: D_f with random labels, then D_r; cross-entropy, SGD, all weights.
+
+    SalUn without the saliency mask. Iteration-based on D_f and D_r: an epoch is one
+    pass over each. Defaults are SalUn's CIFAR-10 random-forgetting command
+    (`--unlearn RL --unlearn_epochs 10 --unlearn_lr 0.013`, batch 256, SGD momentum
+    0.9, wd 5e-4, effectively constant lr); CoUn does not report RL. A forget sample's
+    label is drawn among the C-1 wrong classes (methods.md: "random wrong labels");
+    the reference code's `randint(0, C)` is the "any" option.
+    """
+
+    epochs: int = hp(10, low=1, doc="epochs, each a pass over D_f (random labels) and D_r")
+    lr: float = hp(0.013, low=0.0, doc="learning rate")
+    lr_schedule: str = hp("constant", choices=SCHEDULES, doc="[choice] constant (reference code) or cosine to final_lr")
+    final_lr: float = hp(1e-4, low=0.0, doc="final lr of the cosine schedule")
+    order: str = hp("forget_then_retain", choices=RL_ORDERS,
+                    doc="[choice] D_f pass then D_r pass (CIFAR-10 code), or one mixed shuffled pass")
+    label_draw: str = hp("other", choices=LABEL_DRAWS,
+                         doc="[choice] random label among the other C-1 classes, or any of C (reference code)")
+    momentum: float = hp(0.9, low=0.0, high=0.999)
+    weight_decay: float = hp(5e-4, low=0.0)
+    batch_size: int = hp(256, low=1)
+
+    def run(self, ctx: UnlearnContext) -> None:
+        epoch_batches = RandomLabelEpochs(ctx, self.batch_size, self.order, self.label_draw)
+        opt = ctx.sgd(ctx.model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+        sched = schedule(ctx, opt, self.lr_schedule, self.epochs * epoch_batches.steps(), self.final_lr)
+        for _ in ctx.epochs(self.epochs):
+            for batch, targets, _ in epoch_batches:
+                ctx.step(opt, F.cross_entropy(ctx.logits(batch.x), targets), sched)
