@@ -10,7 +10,7 @@ from bench.hparams import hp
 from bench.method import UnlearnContext, register_method
 
 
-@register_method("FT")
+@register_method("FT", smoke={"epochs": 8})
 @dataclass(frozen=True)
 class FineTune:
     """Fine-tune on D_r with cross-entropy, SGD and a cosine schedule to 1e-4.

@@ -27,7 +27,7 @@ def l1_norm(model: nn.Module) -> torch.Tensor:
     return torch.stack([p.abs().sum() for p in model.parameters()]).sum()
 
 
-@register_method("l1-sparse")
+@register_method("l1-sparse", smoke={"epochs": 8})
 @dataclass(frozen=True)
 class L1Sparse:
     """FT on D_r plus gamma_t * ||theta||_1, gamma_t = gamma * (1 - t/T) over the l1 epochs.

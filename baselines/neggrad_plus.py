@@ -19,7 +19,7 @@ def neggrad_plus_loss(retain_logits: torch.Tensor, retain_y: torch.Tensor,
     return beta * F.cross_entropy(retain_logits, retain_y) - (1.0 - beta) * F.cross_entropy(forget_logits, forget_y)
 
 
-@register_method("NegGrad+")
+@register_method("NegGrad+", smoke={"epochs": 6})
 @dataclass(frozen=True)
 class NegGradPlus:
     """Each step: a retain batch and a forget batch, loss beta*CE_r - (1-beta)*CE_f.

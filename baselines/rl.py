@@ -12,7 +12,7 @@ from bench.hparams import hp
 from bench.method import UnlearnContext, register_method
 
 
-@register_method("RL")
+@register_method("RL", smoke={"epochs": 4})
 @dataclass(frozen=True)
 class RandomLabel:
     """Each epoch: D_f with random labels, then D_r; cross-entropy, SGD, all weights.

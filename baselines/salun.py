@@ -48,7 +48,7 @@ def masked_update_hook(params: list[torch.Tensor], masks: list[torch.Tensor], we
     return apply
 
 
-@register_method("SalUn")
+@register_method("SalUn", smoke={"epochs": 6})
 @dataclass(frozen=True)
 class SalUn:
     """Saliency mask from |grad of CE on D_f|, then Random-Label unlearning of the masked weights.

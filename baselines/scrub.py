@@ -23,7 +23,7 @@ def distill_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tempe
     return F.kl_div(log_p_student, log_p_teacher, reduction="batchmean", log_target=True) * (t * t)
 
 
-@register_method("SCRUB")
+@register_method("SCRUB", smoke={"epochs": 8, "msteps": 3})
 @dataclass(frozen=True)
 class Scrub:
     """Max-steps (maximise KL to the teacher on D_f) in the first `msteps` epochs, then in every

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -177,6 +178,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"  {name:<12} {info.summary}{kinds}")
         for spec in info.param_specs():
             print(f"      {spec.describe()}")
+        if info.smoke:
+            print(f"      smoke runs: {', '.join(f'{k}={v}' for k, v in info.smoke.items())}")
     print("datasets:")
     for name in DATASETS:
         d = DATASETS.get(name)
@@ -246,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # e.g. `bench list | head`: the reader left, nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("interrupted: finished cells are saved; run the same command again to resume", file=sys.stderr)
         return 130

@@ -56,7 +56,8 @@ def plan(
     methods = order_methods(methods)
     params = {}
     for m in methods:
-        merged = {**profile.params.get(m.name, {}), **(overrides or {}).get(m.name, {})}
+        smoke = m.smoke if profile.smoke else {}
+        merged = {**smoke, **profile.params.get(m.name, {}), **(overrides or {}).get(m.name, {})}
         params[m.name] = dataclasses.asdict(m.params(merged))  # validates now, before any training
     cells, notes = [], []
     for seed in seeds or profile.seeds:

@@ -47,6 +47,7 @@ class MethodInfo:
     cls: type
     summary: str
     scenarios: tuple[str, ...]
+    smoke: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def params(self, overrides: Mapping[str, Any] | None = None) -> Any:
         return build_params(self.cls, overrides or {}, self.name)
@@ -58,8 +59,14 @@ class MethodInfo:
 METHODS: Registry[MethodInfo] = Registry("method")
 
 
-def register_method(name: str, *, scenarios: tuple[str, ...] = SCENARIO_KINDS) -> Callable[[type], type]:
-    """Register a dataclass with a `run(ctx)` method as the unlearning method `name`."""
+def register_method(
+    name: str, *, scenarios: tuple[str, ...] = SCENARIO_KINDS, smoke: Mapping[str, Any] | None = None
+) -> Callable[[type], type]:
+    """Register a dataclass with a `run(ctx)` method as the unlearning method `name`.
+
+    `smoke`: hyperparameter overrides for smoke runs (profiles with `smoke = true`, such as
+    `quick`, and the registry test): a shorter schedule of the same method, nothing else.
+    """
 
     def register(cls: type) -> type:
         if not dataclasses.is_dataclass(cls):
@@ -70,7 +77,9 @@ def register_method(name: str, *, scenarios: tuple[str, ...] = SCENARIO_KINDS) -
         if unknown:
             raise ValueError(f"method {name}: unknown scenario kinds {sorted(unknown)}")
         summary = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-        METHODS.add(name, MethodInfo(name=name, cls=cls, summary=summary, scenarios=tuple(scenarios)))
+        info = MethodInfo(name=name, cls=cls, summary=summary, scenarios=tuple(scenarios), smoke=dict(smoke or {}))
+        info.params(info.smoke)  # a smoke setting must be valid for the method's own hyperparameters
+        METHODS.add(name, info)
         cls.method_name = name
         return cls
 

@@ -40,6 +40,7 @@ class Profile:
     methods: tuple[str, ...] | None  # None: every registered method
     threads: int | None
     download: bool
+    smoke: bool  # use each method's smoke settings (shorter schedules) under [params]
     train: TrainRecipe
     eval: EvalConfig
     params: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-method hyperparameter overrides
@@ -47,7 +48,7 @@ class Profile:
 
 
 _TOP_KEYS = {"description", "dataset", "model", "device", "seeds", "scenarios", "forget_class", "methods",
-             "threads", "download", "train", "eval", "params"}
+             "threads", "download", "smoke", "train", "eval", "params"}
 
 
 def available() -> list[str]:
@@ -142,6 +143,7 @@ def parse(raw: dict[str, Any], name: str, source: str = "") -> Profile:
         methods=None if methods == "all" else tuple(methods),
         threads=threads,
         download=bool(raw.get("download", True)),
+        smoke=bool(raw.get("smoke", False)),
         train=_section(TrainRecipe, raw.get("train", {}), f"{where} [train]"),
         eval=_section(EvalConfig, raw.get("eval", {}), f"{where} [eval]"),
         params={k: dict(v) for k, v in params.items()},

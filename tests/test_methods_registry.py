@@ -18,7 +18,8 @@ CASES = [(name, kind) for name in METHODS for kind in METHODS.get(name).scenario
 @pytest.mark.parametrize("method,kind", CASES, ids=[f"{m}-{k}" for m, k in CASES])
 def test_method_runs_on_a_tiny_split(tiny_spec, method, kind):
     scenario = "random10" if kind == "random" else "class3"
-    record = run_cell(tiny_spec(method, scenario))
+    info = METHODS.get(method)
+    record = run_cell(tiny_spec(method, scenario, params=info.smoke))
     assert record["status"] == "ok"
     metrics = record["metrics"]
     for key in ("RA", "UA", "TA", "MIA", "avg_gap"):
@@ -30,4 +31,4 @@ def test_method_runs_on_a_tiny_split(tiny_spec, method, kind):
         assert counts == {"forward": 0, "backward": 0, "second_order": 0}
     else:  # every method does some work, and the FLOPs follow from what it ran
         assert counts["forward"] > 0 and record["cost"]["pflops"] > 0
-    assert record["params"] == dataclasses.asdict(METHODS.get(method).params())  # the defaults, recorded
+    assert record["params"] == dataclasses.asdict(info.params(info.smoke))  # what ran is recorded
