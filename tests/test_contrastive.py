@@ -319,6 +319,7 @@ def test_learnable_scale_is_trained_without_weight_decay(tiny_cell, monkeypatch)
     cell.params.run(ctx)
     log_scale = groups[1]["params"][0]
     assert groups[1]["weight_decay"] == 0.0 and log_scale.shape == () and log_scale.item() != 0.0
+    assert ctx.info["hyperbolic_embedding"] == "scaled" and ctx.info["first_batch_mean_norm"] > 0
 
 
 # ---------------------------------------------------------------------------- CoUn
