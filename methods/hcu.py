@@ -71,7 +71,7 @@ class PoincareGeometry:
         facts = {"geometry": self.name, "curvature": self.curvature, "hyperbolic_embedding": self.embedding}
         if self.embedding == "scaled":  # one host sync, at the end of the run
             facts.update(radius=self.radius, learn_scale=self.log_scale.requires_grad,
-                         learned_scale=round(float(self.log_scale.exp()), 4),
+                         learned_scale=round(float(self.log_scale.detach().exp()), 4),
                          first_batch_mean_norm=None if self._mean_norm is None else round(float(self._mean_norm), 4))
         return facts
 
