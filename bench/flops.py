@@ -71,6 +71,11 @@ class SampleCounter:
     def add_second_order(self, n: int) -> None:
         self.counts.second_order += n
 
+    def add_backward(self, n: int) -> None:
+        """A backward pass the output hook cannot see (the second backward of a penalty
+        whose loss does not also flow through the model's output)."""
+        self.counts.backward += n
+
 
 @dataclass(frozen=True)
 class CostModel:

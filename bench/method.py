@@ -201,11 +201,18 @@ class UnlearnContext:
             out = model(x)
         return out.float()
 
-    def input_gradient(self, output: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    def input_gradient(self, output: torch.Tensor, inputs: torch.Tensor, *, output_in_loss: bool = True) -> torch.Tensor:
         """d output / d inputs with create_graph=True, so a loss on it can be differentiated
-        again (a double backward). The extra pass is counted in the FLOPs."""
+        again (a double backward). The extra pass is counted in the FLOPs.
+
+        The double backward costs one forward, two backward passes and a measured extra.
+        The hooks see the second backward only when the loss also backpropagates through
+        the model's output (e.g. CE on the same logits); pass `output_in_loss=False` when
+        it does not (a penalty on inputs used for nothing else), so it is counted here."""
         (grad,) = torch.autograd.grad(output, inputs, create_graph=True)
         self._counter.add_second_order(inputs.shape[0])
+        if not output_in_loss:
+            self._counter.add_backward(inputs.shape[0])
         return grad
 
     def sgd(self, params, lr: float, momentum: float = 0.9, weight_decay: float = 5e-4, nesterov: bool = False) -> torch.optim.SGD:
