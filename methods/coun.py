@@ -21,7 +21,7 @@ def cross_view_infonce(z: torch.Tensor, z_prime: torch.Tensor, temperature: floa
     return F.cross_entropy(sim, target) + F.cross_entropy(sim.T, target)
 
 
-@register_method("CoUn")
+@register_method("CoUn", smoke={"epochs": 6})
 @dataclass(frozen=True)
 class CoUn:
     """CoUn: CE on one view plus cross-view InfoNCE on the penultimate features, retain data only.

@@ -8,7 +8,7 @@ from bench.method import UnlearnContext, register_method
 from methods._contrastive import ContrastiveUnlearning, EuclideanGeometry, Geometry
 
 
-@register_method("CU")
+@register_method("CU", smoke={"max_passes": 6})
 @dataclass(frozen=True)
 class CU(ContrastiveUnlearning):
     """Contrastive unlearning: push forget embeddings from their class toward other classes (cosine).

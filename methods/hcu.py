@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
-import geoopt
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -12,6 +12,10 @@ import torch.nn.functional as F
 from bench.hparams import hp
 from bench.method import UnlearnContext, register_method
 from methods._contrastive import STEP_SEMANTICS, ContrastiveUnlearning, Geometry
+
+with warnings.catch_warnings():  # geoopt decorates helpers with torch.jit.script, deprecated in torch 2.x
+    warnings.simplefilter("ignore", FutureWarning)
+    import geoopt
 
 HYPERBOLIC_EMBEDDINGS = ("normalized", "scaled")
 
@@ -76,7 +80,7 @@ class PoincareGeometry:
         return facts
 
 
-@register_method("HCU")
+@register_method("HCU", smoke={"max_passes": 6})
 @dataclass(frozen=True)
 class HCU(ContrastiveUnlearning):
     """Contrastive unlearning with negative Poincare distances as similarities (geoopt).

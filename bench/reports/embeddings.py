@@ -94,7 +94,11 @@ def tsne_2d(x: np.ndarray, seed: int = 0, iterations: int = 1000) -> np.ndarray:
 
 def poincare_2d(x: np.ndarray, curvature: float = 1.0) -> np.ndarray:
     """Normalised features -> 2-D PCA -> scaled -> expmap0 into the Poincare disk of curvature -c."""
-    from geoopt import PoincareBall
+    import warnings
+
+    with warnings.catch_warnings():  # geoopt uses torch.jit.script, deprecated in torch 2.x
+        warnings.simplefilter("ignore", FutureWarning)
+        from geoopt import PoincareBall
 
     unit = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     centred = unit - unit.mean(axis=0)
