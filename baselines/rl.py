@@ -4,6 +4,7 @@ set with random wrong labels and on the retain set with its own labels."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch.nn.functional as F
 
@@ -38,9 +39,14 @@ class RandomLabel:
     batch_size: int = hp(256, low=1)
 
     def run(self, ctx: UnlearnContext) -> None:
+        self.random_label_epochs(ctx, optimizer_weight_decay=self.weight_decay)
+
+    def random_label_epochs(self, ctx: UnlearnContext, optimizer_weight_decay: float,
+                            before_step: Callable[[], None] | None = None) -> None:
+        """`epochs` Random-Label epochs over all weights; `before_step` may edit the gradients."""
         epoch_batches = RandomLabelEpochs(ctx, self.batch_size, self.order, self.label_draw)
-        opt = ctx.sgd(ctx.model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+        opt = ctx.sgd(ctx.model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=optimizer_weight_decay)
         sched = schedule(ctx, opt, self.lr_schedule, self.epochs * epoch_batches.steps(), self.final_lr)
         for _ in ctx.epochs(self.epochs):
             for batch, targets, _ in epoch_batches:
-                ctx.step(opt, F.cross_entropy(ctx.logits(batch.x), targets), sched)
+                ctx.step(opt, F.cross_entropy(ctx.logits(batch.x), targets), sched, before_step=before_step)

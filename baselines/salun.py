@@ -9,7 +9,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from baselines._common import LABEL_DRAWS, RL_ORDERS, SCHEDULES, RandomLabelEpochs, schedule
+from baselines._common import SCHEDULES
+from baselines.rl import RandomLabel
 from bench.hparams import hp
 from bench.method import UnlearnContext, register_method
 
@@ -50,7 +51,7 @@ def masked_update_hook(params: list[torch.Tensor], masks: list[torch.Tensor], we
 
 @register_method("SalUn", smoke={"epochs": 6})
 @dataclass(frozen=True)
-class SalUn:
+class SalUn(RandomLabel):
     """Saliency mask from |grad of CE on D_f|, then Random-Label unlearning of the masked weights.
 
     Mask (SalUn code, `generate_mask.py`): the gradient of CE over one pass of D_f is
@@ -66,20 +67,12 @@ class SalUn:
     """
 
     epochs: int = hp(50, low=1, doc="Random-Label epochs, each a pass over D_f (random labels) and D_r")
+    lr_schedule: str = hp("cosine", choices=SCHEDULES, doc="[choice] cosine to final_lr (CoUn) or constant (SalUn code)")
+    weight_decay: float = hp(5e-4, low=0.0, doc="applied to masked-in weights only")
     mask_ratio: float = hp(0.5, low=0.0, high=1.0, doc="fraction of weights updated (top |grad| on D_f)")
     mask_scope: str = hp("global", choices=MASK_SCOPES,
                          doc="[choice] rank saliency over all weights (reference code) or within each tensor")
     mask_augment: bool = hp(True, doc="[choice] augment D_f in the mask pass (the reference uses the train transform)")
-    lr: float = hp(0.013, low=0.0, doc="initial learning rate")
-    lr_schedule: str = hp("cosine", choices=SCHEDULES, doc="[choice] cosine to final_lr (CoUn) or constant (SalUn code)")
-    final_lr: float = hp(1e-4, low=0.0, doc="final lr of the cosine schedule")
-    order: str = hp("forget_then_retain", choices=RL_ORDERS,
-                    doc="[choice] D_f pass then D_r pass (CIFAR-10 code), or one mixed shuffled pass")
-    label_draw: str = hp("other", choices=LABEL_DRAWS,
-                         doc="[choice] random label among the other C-1 classes, or any of C (reference code)")
-    momentum: float = hp(0.9, low=0.0, high=0.999)
-    weight_decay: float = hp(5e-4, low=0.0, doc="applied to masked-in weights only")
-    batch_size: int = hp(256, low=1)
 
     def saliency_mask(self, ctx: UnlearnContext) -> list[torch.Tensor]:
         """One forward+backward pass over D_f (counted); masks in `model.parameters()` order."""
@@ -97,14 +90,8 @@ class SalUn:
 
     def unlearn(self, ctx: UnlearnContext, masks: list[torch.Tensor]) -> None:
         """Random-Label epochs updating only the weights where `masks` is 1."""
-        params = list(ctx.model.parameters())
-        epoch_batches = RandomLabelEpochs(ctx, self.batch_size, self.order, self.label_draw)
-        opt = ctx.sgd(params, lr=self.lr, momentum=self.momentum, weight_decay=0.0)
-        sched = schedule(ctx, opt, self.lr_schedule, self.epochs * epoch_batches.steps(), self.final_lr)
-        only_masked = masked_update_hook(params, masks, self.weight_decay)
-        for _ in ctx.epochs(self.epochs):
-            for batch, targets, _ in epoch_batches:
-                ctx.step(opt, F.cross_entropy(ctx.logits(batch.x), targets), sched, before_step=only_masked)
+        only_masked = masked_update_hook(list(ctx.model.parameters()), masks, self.weight_decay)
+        self.random_label_epochs(ctx, optimizer_weight_decay=0.0, before_step=only_masked)
 
     def run(self, ctx: UnlearnContext) -> None:
         masks = self.saliency_mask(ctx)

@@ -111,7 +111,7 @@ def run_grid(specs: list[CellSpec], store: RecordStore, executor: Executor, prog
         progress.write(f"{summary.skipped} of {len(specs)} cells already done in {store.root}; skipping them")
     bar = progress.cells(len(todo))
     try:
-        for i, (spec, record) in enumerate(executor.map(todo), start=1):
+        for i, (_, record) in enumerate(executor.map(todo), start=1):
             store.write(record)
             summary.ran += 1
             bar.update(1)

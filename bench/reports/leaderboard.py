@@ -21,7 +21,7 @@ from bench.errors import ConfigError
 from bench.reports import page as pg
 from bench.reports.frame import GROUP, REFERENCE_METHODS, failed_records, load_records, method_order, records_frame, scenario_order, sort_frame
 from bench.reports.stats import bootstrap_interval
-from bench.reports.tables import fmt, fmt_pflops, summary_table, table_cells
+from bench.reports.tables import fmt_pflops, summary_table, table_cells
 
 RANK_HEADERS = ["Rank", "Method", "Avg-Gap", "95% CI", "Seeds", "PFLOPs", "% of Retrain's PFLOPs", "Seconds"]
 
