@@ -131,7 +131,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.method import resolve_methods
     from bench.progress import Progress
     from bench.records import RecordStore
-    from bench.tables import write_summary
+    from bench.reports.tables import write_summary
 
     profile = profiles.load(args.profile)
     if profile.threads:
