@@ -377,3 +377,14 @@ def test_embedding_pictures_of_a_real_cell(tiny_spec, tmp_path):
     for c in (1.0, 2.0):
         disk = poincare_2d(x, c)
         assert disk.shape == (200, 2) and np.linalg.norm(disk, axis=1).max() < 1 / np.sqrt(c)
+
+
+def test_embed_command_draws_the_method_asked_for(tmp_path, cache_dir, capsys):
+    profile = tmp_path / "tiny.toml"
+    profile.write_text('dataset = "digits"\nmodel = "small_cnn"\ndevice = "cpu"\ndownload = false\n'
+                       '[train]\nepochs = 1\nbatch_size = 128\n')
+    code = main(["embed", "--profile", str(profile), "--method", "FT", "--scenario", "random10", "--view", "poincare",
+                 "--max-points", "60", "--set", "FT.epochs=1", "--cache-dir", str(cache_dir), "--out", str(tmp_path / "fig")])
+    assert code == 0
+    assert sorted(p.name for p in (tmp_path / "fig").iterdir()) == ["embed_FT_random10_s0_poincare.png",
+                                                                     "embed_FT_random10_s0_poincare.svg"]

@@ -104,7 +104,7 @@ def embed(args: argparse.Namespace) -> int:
     cells, _ = plan(profile, [METHODS.get(args.method)], scenarios=[args.scenario], seeds=[args.seed], device=args.device,
                     data_root=paths.data_root(args.data_root), cache_dir=paths.cache_dir(args.cache_dir),
                     download=download, overrides=_overrides(args.overrides))
-    spec = cells[0]
+    spec = next(c for c in cells if c.method == args.method)  # plan() also schedules Retrain, the reference
     resolve_device(spec.device)
     out = Path(args.out) if args.out else Path("results") / profile.name / "figures"
     written = draw(spec, out, DATASETS.get(spec.dataset).classes, views, args.max_points, args.curvature)
