@@ -26,7 +26,9 @@ def distill_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tempe
 @register_method("SCRUB", smoke={"epochs": 8, "msteps": 3})
 @dataclass(frozen=True)
 class Scrub:
-    """Max-steps (maximise KL to the teacher on D_f) in the first `msteps` epochs, then in every
+    """Max-steps away from the Original teacher on D_f, min-steps toward it (and CE) on D_r, KD T=4.
+
+    Max-steps (maximise KL to the teacher on D_f) in the first `msteps` epochs, then in every
     epoch min-steps on D_r: ce_weight * CE + kl_weight * KL to the teacher; KD temperature 4.
 
     The teacher is the frozen Original (eval mode, no gradients); its forward passes
