@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+NUMERICS_PINS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR")
 
 
 @functools.lru_cache(maxsize=1)
@@ -56,4 +58,7 @@ def environment(device: torch.device) -> dict:
     }
     if device.type == "cuda":
         env["cuda"] = torch.version.cuda
+    else:  # CPU numbers depend on the kernels' instruction set (see .ci/portable-numerics.sh)
+        env["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+        env["numerics_pins"] = {k: os.environ[k] for k in NUMERICS_PINS if k in os.environ}
     return env

@@ -17,7 +17,7 @@ from bench.metrics import GAP_METRICS
 GROUP = ["dataset", "model", "scenario"]
 KEY = GROUP + ["method"]
 REFERENCE_METHODS = ("Retrain", "Original")  # rows shown for comparison, never "best"
-ENV_FIELDS = ("device_type", "device_name", "cpu_model", "cpu_threads", "torch")  # what makes timings comparable
+ENV_FIELDS = ("device_type", "device_name", "cpu_model", "cpu_capability", "cpu_threads", "torch")  # what makes timings comparable
 FRAME_COLUMNS = (
     ["cell_id", "profile"] + KEY + ["seed"] + list(GAP_METRICS) + ["avg_gap", "forget_class_TA"]
     + [f"{m}_gap" for m in GAP_METRICS] + ["forget_class_TA_gap", "pflops", "seconds", "device", "machine",
