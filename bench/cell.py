@@ -152,7 +152,8 @@ def prepare_cell(spec: CellSpec, progress: Progress = SILENT) -> PreparedCell:
 
     def retrain_provider() -> tuple[dict, ReportedCost]:
         state, meta = refs.retrain(split)
-        return state, ReportedCost(counts_from_meta(meta), meta["seconds"], meta["device"], meta["cached"])
+        return state, ReportedCost(counts_from_meta(meta), meta["seconds"], meta["device"], meta["cached"],
+                                   meta.get("peak_memory_mb"))
 
     ctx = UnlearnContext(
         engine=engine, model=model, retain=retain, forget=forget, test=test_all, scenario=scenario,
@@ -171,10 +172,12 @@ def run_cell(spec: CellSpec, progress: Progress = SILENT) -> dict[str, Any]:
     reference = _retrain_metrics(cell.refs, cell.split, cell.sets, eval_bs, spec)
 
     engine.synchronize()
+    engine.reset_peak_memory()
     start = time.perf_counter()
     cell.params.run(ctx)
     engine.synchronize()
     seconds = time.perf_counter() - start
+    peak_memory_mb = engine.peak_memory_mb()
     cell.counter.detach()
 
     if ctx.saw_nonfinite() or not _all_finite(cell.model):
@@ -186,7 +189,7 @@ def run_cell(spec: CellSpec, progress: Progress = SILENT) -> dict[str, Any]:
         raise CellFailure(f"metrics are not finite: {metrics}")
     metrics["avg_gap"] = avg_gap(metrics, reference)
 
-    reported = ctx.reported_cost or ReportedCost(cell.counter.counts, seconds, engine.device_name(), cached=False)
+    reported = ctx.reported_cost or ReportedCost(cell.counter.counts, seconds, engine.device_name(), False, peak_memory_mb)
     return {
         **_identification(spec),
         "status": "ok",
@@ -202,7 +205,8 @@ def run_cell(spec: CellSpec, progress: Progress = SILENT) -> dict[str, Any]:
             "pflops": cell.cost_model.pflops(reported.counts),
             "from_cache": reported.cached,
         },
-        "timing": {"unlearn_seconds": reported.seconds, "eval_seconds": eval_seconds, "device": reported.device},
+        "timing": {"unlearn_seconds": reported.seconds, "eval_seconds": eval_seconds, "device": reported.device,
+                   "peak_memory_mb": reported.peak_memory_mb},
         "environment": environment(engine.device),
         "code": code_version(),
         "created": _now(),

@@ -110,7 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override a method hyperparameter (repeatable)")
     embed.add_argument("--offline", action="store_true", help="never try to download data")
 
-    perf = sub.add_parser("perf", help="training throughput (img/s): the engine against a plain eager loop")
+    perf = sub.add_parser("perf", help="training throughput (img/s): the engine against a plain eager loop; "
+                                       "with --methods, each method against its FLOP count")
+    perf.add_argument("--methods", type=_csv, help="per-method mode: these methods (or 'all') on --profile's setting")
+    perf.add_argument("--profile", default="quick", help="per-method mode: profile (dataset, model, recipe; default quick)")
+    perf.add_argument("--scenario", default="random10", help="per-method mode: scenario (default random10)")
+    perf.add_argument("--seed", type=int, default=0, help="per-method mode: seed (default 0)")
     perf.add_argument("--dataset", default="digits", help="dataset to draw batches from (default: digits)")
     perf.add_argument("--models", type=_csv, help="models to measure (default: all)")
     perf.add_argument("--batch-sizes", type=_csv, default=["256"], help="e.g. 256,512 (default: 256)")
@@ -212,6 +217,8 @@ def cmd_perf(args: argparse.Namespace) -> int:
         batch_sizes = [int(b) for b in args.batch_sizes]
     except ValueError:
         raise ConfigError(f"--batch-sizes takes integers, got {','.join(args.batch_sizes)!r}") from None
+    if args.methods:
+        return _perf_methods(args)
     device = resolve_device(args.device)
     models = args.models or list(MODELS)
     for m in models:
@@ -220,6 +227,36 @@ def cmd_perf(args: argparse.Namespace) -> int:
                         download=not paths.offline_by_env())
     results = [measure(data, m, device, b, steps=args.steps) for m in models for b in batch_sizes]
     print(render(results), end="")
+    return 0
+
+
+def _perf_methods(args: argparse.Namespace) -> int:
+    """bench perf --methods: each method's procedure against its FLOP count at the plain step's rate."""
+    from bench import profiles
+    from bench.data.catalog import load_dataset
+    from bench.grid import plan
+    from bench.method import resolve_methods
+    from bench.perf import measure_methods, plain_flop_rate, render_methods
+
+    profile = profiles.load(args.profile)
+    if args.threads or profile.threads:
+        import torch
+
+        torch.set_num_threads(args.threads or profile.threads)
+    chosen = resolve_methods(None if args.methods == ["all"] else args.methods)
+    data_root, cache_dir = paths.data_root(args.data_root), paths.cache_dir(args.cache_dir)
+    download = profile.download and not paths.offline_by_env()
+    device = None if args.device == "auto" and profile.device != "auto" else args.device
+    cells, _ = plan(profile, chosen, scenarios=[args.scenario], seeds=[args.seed], device=device,
+                    data_root=data_root, cache_dir=cache_dir, download=download)
+    cells = [c for c in cells if c.method not in ("Retrain", "Original")]  # training itself / nothing to time
+    if not cells:
+        raise ConfigError("--methods: nothing to time (Retrain is the training loop itself, Original does nothing)")
+    from bench.cell import resolve_device
+
+    data = load_dataset(cells[0].dataset, data_root, cache=cache_dir, download=download)
+    rate = plain_flop_rate(data, cells[0].model, resolve_device(cells[0].device), profile.train.batch_size, args.steps)
+    print(render_methods(measure_methods(cells, rate), rate), end="")
     return 0
 
 

@@ -94,6 +94,7 @@ class ReportedCost:
     seconds: float
     device: str
     cached: bool
+    peak_memory_mb: float | None = None
 
 
 class UnlearnContext:

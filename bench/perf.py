@@ -1,4 +1,5 @@
-"""`bench perf`: training throughput (img/s) of the engine against a plain eager loop.
+"""`bench perf`: training throughput (img/s) of the engine against a plain eager loop,
+and each method's procedure against what its FLOP count predicts.
 
 The plain loop is the ceiling-style reference: one pre-normalised float batch
 reused every step, eager forward/backward, torch's default SGD. The engine loop
@@ -6,6 +7,11 @@ is what Original, Retrain and the methods run: device-resident uint8 data, a
 device-side permutation, batched crop+flip, normalisation, fused SGD. Both use
 the same autocast/channels_last policy. Each figure is the median of `repeats`
 timed runs of `steps` steps after `warmup` steps, device-synchronised.
+
+Per method (`measure_methods`): the procedure's counted FLOPs divided by the plain
+step's FLOP rate (6F x plain img/s) is the time it "should" take; the slowdown is
+measured seconds over that prediction. A method whose slowdown is well above 1 wastes
+time somewhere (host syncs, small kernels, per-sample Python, recomputation).
 """
 
 from __future__ import annotations
@@ -95,4 +101,63 @@ def render(results: list[PerfResult]) -> str:
     for r in results:
         lines.append(f"| {r.model} | {r.dataset} | {r.device} | {r.batch_size} | {r.plain_img_s:,.0f} | "
                      f"{r.engine_img_s:,.0f} | {r.ratio:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def plain_flop_rate(data: ImageData, model_name: str, device: torch.device, batch_size: int, steps: int = 30) -> float:
+    """FLOP/s of the plain eager training step: 6F x plain img/s."""
+    from bench.flops import cost_model
+
+    spec = data.spec
+    result = measure(data, model_name, device, batch_size, steps=steps)
+    f = cost_model(model_name, spec.channels, spec.num_classes, spec.image_size).forward_macs
+    return 6 * f * result.plain_img_s
+
+
+@dataclass
+class MethodPerf:
+    method: str
+    scenario: str
+    device: str
+    pflops: float
+    seconds: float
+    predicted_seconds: float  # the counted FLOPs at the plain step's FLOP rate
+    peak_memory_mb: float | None
+
+    @property
+    def slowdown(self) -> float:
+        return self.seconds / self.predicted_seconds if self.predicted_seconds > 0 else float("nan")
+
+
+def measure_methods(specs, flop_rate: float) -> list[MethodPerf]:
+    """Run each cell's procedure once (no evaluation) and compare its time with its FLOPs."""
+    from bench.cell import prepare_cell
+
+    results = []
+    for spec in specs:
+        cell = prepare_cell(spec)
+        engine = cell.engine
+        engine.synchronize()
+        engine.reset_peak_memory()
+        start = time.perf_counter()
+        cell.params.run(cell.ctx)
+        engine.synchronize()
+        seconds = time.perf_counter() - start
+        cell.counter.detach()
+        flops = cell.cost_model.flops(cell.counter.counts)
+        results.append(MethodPerf(spec.method, spec.scenario, engine.device_name(), flops / 1e15, seconds,
+                                  flops / flop_rate, engine.peak_memory_mb()))
+    return results
+
+
+def render_methods(results: list[MethodPerf], flop_rate: float, limit: float = 1.5) -> str:
+    lines = [f"plain training step: {flop_rate / 1e12:.3g} TFLOP/s (6F x plain img/s); slowdown = seconds / "
+             f"(counted FLOPs at that rate), flagged above {limit}x",
+             "| method | scenario | device | PFLOPs | seconds | predicted s | slowdown | peak MiB |",
+             "|---|---|---|---:|---:|---:|---:|---:|"]
+    for r in results:
+        flag = " (!)" if r.slowdown > limit else ""
+        peak = "-" if r.peak_memory_mb is None else f"{r.peak_memory_mb:,.0f}"
+        lines.append(f"| {r.method} | {r.scenario} | {r.device} | {r.pflops:.3g} | {r.seconds:.3g} | "
+                     f"{r.predicted_seconds:.3g} | {r.slowdown:.2f}{flag} | {peak} |")
     return "\n".join(lines) + "\n"

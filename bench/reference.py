@@ -108,10 +108,11 @@ class ReferenceModels:
         model = self.engine.prepare(self.new_model(derive_seed(seed, kind, "init")))
         counter = SampleCounter()
         counter.attach(model)
+        self.engine.reset_peak_memory()
         stats = self.engine.train_supervised(model, subset, self.recipe, derive_seed(seed, kind, "train"), self.progress, desc)
         counter.detach()
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        return state, {**stats, "samples": counter.counts.as_dict()}
+        return state, {**stats, "samples": counter.counts.as_dict(), "peak_memory_mb": self.engine.peak_memory_mb()}
 
 
 def counts_from_meta(meta: dict) -> SampleCounts:

@@ -120,3 +120,22 @@ def test_list_shows_methods_with_hyperparameters(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "Retrain" in out and "epochs: int = 10" in out and "cifar10" in out and "quick" in out
+
+
+def test_perf_per_method_compares_time_with_counted_flops(profile_file, cache_dir, capsys):
+    code = main(["perf", "--methods", "FT,Original", "--profile", str(profile_file), "--steps", "2",
+                 "--cache-dir", str(cache_dir)])
+    assert code == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| FT |")]
+    assert len(rows) == 1 and "Original" not in out  # Original does nothing, so it is not timed
+    pflops, seconds, predicted, slowdown = (float(v.split()[0]) for v in rows[0].split("|")[4:8])
+    assert pflops > 0 and seconds > 0 and predicted > 0
+    assert slowdown == pytest.approx(seconds / predicted, rel=0.05)
+
+
+def test_perf_engine_against_plain_loop(capsys):
+    assert main(["perf", "--models", "small_cnn", "--batch-sizes", "64", "--steps", "2"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| small_cnn"))
+    plain, engine = (float(v.replace(",", "")) for v in row.split("|")[5:7])
+    assert plain > 0 and engine > 0
