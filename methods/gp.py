@@ -49,6 +49,10 @@ class GradientPenalty:
     Cost: every penalty sample is one forward, two backward passes and the
     measured extra of the double backward (`ctx.input_gradient`); the full form
     adds one trained pass (6F) per member sample.
+    Class-wise forgetting: L_MEMtrain is CE on D_f, which is then a single class, so
+    the loss pulls every prediction toward the forgotten class (seen on CIFAR-10 with
+    the small CNN: RA and TA fell to 0). That is the paper's formula (it evaluates
+    random subsets only); lower `alpha` to weaken it.
     """
 
     form: str = hp("simplified", choices=FORMS, doc="simplified: Eq. 3 on D_f; full: Eq. 2 with interpolates")
