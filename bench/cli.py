@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", help="auto, cpu or cuda (default: the profile's)")
     run.add_argument("--data-root", help=f"where datasets are looked for (default: ${paths.DATA_ENV} or ~/.cache/unlearn-bench/data)")
     run.add_argument("--cache-dir", help=f"decoded tensors and checkpoints (default: ${paths.CACHE_ENV} or ~/.cache/unlearn-bench)")
-    run.add_argument("--results", help="results folder (default: results/<profile>)")
+    run.add_argument("--results", help="results folder (default: results/local/<profile>, git-ignored)")
     run.add_argument("--force", action="store_true", help="redo cells that already have a finished record")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="METHOD.key=value",
                      help="override a method hyperparameter (repeatable)")
@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="list methods (with hyperparameters), datasets, models and profiles")
 
     table = sub.add_parser("table", help="write the Avg-Gap tables (summary.md/.csv/.tex) of a results folder and print one")
-    table.add_argument("--results", default="results/quick", help="results folder (default: results/quick)")
+    table.add_argument("--results", default=str(paths.local_results("quick")),
+                       help="results folder (default: results/local/quick, where `bench run` writes)")
     table.add_argument("--format", choices=("md", "csv", "latex"), default="md", help="what to print (default: md)")
 
     board = sub.add_parser("leaderboard", help="write leaderboard.md/.html and figures for each results folder")
@@ -102,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--view", type=_csv, help="tsne,poincare (default: both)")
     embed.add_argument("--max-points", type=int, default=2000, help="training samples drawn (default: 2000)")
     embed.add_argument("--curvature", type=float, default=1.0, help="Poincare ball curvature c (default: 1, the unit disk)")
-    embed.add_argument("--out", help="folder for the figures (default: results/<profile>/figures)")
+    embed.add_argument("--out", help="folder for the figures (default: results/local/<profile>/figures)")
     embed.add_argument("--device", help="auto, cpu or cuda (default: the profile's)")
     embed.add_argument("--data-root", help="where datasets are looked for")
     embed.add_argument("--cache-dir", help="decoded tensors and checkpoints")
@@ -154,7 +155,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     progress = Progress(enabled=False if args.no_progress else None)
     for note in notes:
         progress.write(f"note: {note}")
-    results_dir = Path(args.results) if args.results else Path("results") / profile.name
+    results_dir = Path(args.results) if args.results else paths.local_results(profile.name)
     store = RecordStore(results_dir)
     progress.write(f"profile {profile.name}: {len(cells)} cells -> {results_dir}")
     summary = run_grid(cells, store, InProcessExecutor(progress), progress, force=args.force)

@@ -34,3 +34,10 @@ def data_root(explicit: str | os.PathLike | None = None) -> Path:
 
 def offline_by_env() -> bool:
     return os.environ.get(OFFLINE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+LOCAL_RESULTS = Path("results") / "local"  # git-ignored: a user's own runs; results/<profile>/ holds published ones
+
+
+def local_results(profile_name: str) -> Path:
+    return LOCAL_RESULTS / profile_name

@@ -106,7 +106,7 @@ def embed(args: argparse.Namespace) -> int:
                     download=download, overrides=_overrides(args.overrides))
     spec = next(c for c in cells if c.method == args.method)  # plan() also schedules Retrain, the reference
     resolve_device(spec.device)
-    out = Path(args.out) if args.out else Path("results") / profile.name / "figures"
+    out = Path(args.out) if args.out else paths.local_results(profile.name) / "figures"
     written = draw(spec, out, DATASETS.get(spec.dataset).classes, views, args.max_points, args.curvature)
     for path in written:
         print(path)
