@@ -388,3 +388,9 @@ def test_embed_command_draws_the_method_asked_for(tmp_path, cache_dir, capsys):
     assert code == 0
     assert sorted(p.name for p in (tmp_path / "fig").iterdir()) == ["embed_FT_random10_s0_poincare.png",
                                                                      "embed_FT_random10_s0_poincare.svg"]
+
+
+def test_pflops_keep_three_significant_figures_below_one():
+    from bench.reports.tables import fmt_pflops
+
+    assert [fmt_pflops(v) for v in (27.4449, 0.0115, 0.5, 3.54e-4, 0.0)] == ["27.44", "0.0115", "0.5", "3.54e-04", "0"]

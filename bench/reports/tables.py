@@ -67,7 +67,7 @@ def fmt_pflops(value: float) -> str:
         return "–"
     if value == 0:
         return "0"
-    return f"{value:.2f}" if 0.01 <= abs(value) < 1e4 else f"{value:.2e}"
+    return f"{value:.2f}" if 1 <= abs(value) < 1e4 else f"{value:.3g}" if 0.01 <= abs(value) < 1 else f"{value:.2e}"
 
 
 def _pflops_cell(row: pd.Series) -> str:
