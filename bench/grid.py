@@ -15,21 +15,20 @@ from typing import Any, Iterator, Protocol
 from bench.cell import CellSpec, execute_cell
 from bench.data.catalog import DATASETS
 from bench.errors import ConfigError
-from bench.method import METHODS, MethodInfo
+from bench.method import METHODS, REFERENCE_METHODS, MethodInfo
 from bench.models import MODELS
 from bench.profiles import Profile
 from bench.progress import Progress
 from bench.records import RecordStore
 from bench.splits import parse_scenario
 
-REFERENCE_FIRST = ("Retrain", "Original")
 
 
 def order_methods(methods: list[MethodInfo]) -> list[MethodInfo]:
     """Retrain always runs (it is every other row's reference and is trained anyway), first."""
     if "Retrain" in METHODS and all(m.name != "Retrain" for m in methods):
         methods = [METHODS.get("Retrain"), *methods]
-    first = [m for name in REFERENCE_FIRST for m in methods if m.name == name]
+    first = [m for name in REFERENCE_METHODS for m in methods if m.name == name]
     return first + [m for m in methods if m not in first]
 
 

@@ -39,6 +39,7 @@ from bench.registry import Registry
 from bench.splits import Scenario
 
 SCENARIO_KINDS = ("random", "class")
+REFERENCE_METHODS = ("Retrain", "Original")  # rows every table shows first; compared against, never "best"
 
 
 @dataclass(frozen=True)

@@ -57,15 +57,23 @@ def _time_steps(engine: Engine, step, steps: int, warmup: int, repeats: int, bat
     return statistics.median(rates)
 
 
-def measure(data: ImageData, model_name: str, device: torch.device, batch_size: int,
-            steps: int = 30, warmup: int = 5, repeats: int = 3) -> PerfResult:
+def _engine_and_data(data: ImageData, device: torch.device):
     spec = data.spec
     engine = Engine(device, spec.mean, spec.std, spec.augment)
     train, _ = device_sets(data, device)
-    generator = engine.generator(0)
+    return engine, train, engine.generator(0)
 
-    # plain eager loop on one fixed batch
-    model = engine.prepare(build_model(model_name, spec.channels, spec.num_classes, spec.image_size, 0)).train()
+
+def _fresh_model(engine: Engine, data: ImageData, model_name: str) -> torch.nn.Module:
+    spec = data.spec
+    return engine.prepare(build_model(model_name, spec.channels, spec.num_classes, spec.image_size, 0)).train()
+
+
+def plain_img_s(data: ImageData, model_name: str, device: torch.device, batch_size: int,
+                steps: int = 30, warmup: int = 5, repeats: int = 3) -> float:
+    """img/s of the plain eager loop: one fixed pre-normalised batch, torch's default SGD."""
+    engine, train, generator = _engine_and_data(data, device)
+    model = _fresh_model(engine, data, model_name)
     fixed = engine.sample(train, batch_size, generator, augment=False)
     plain_opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
 
@@ -76,10 +84,16 @@ def measure(data: ImageData, model_name: str, device: torch.device, batch_size: 
         loss.backward()
         plain_opt.step()
 
-    plain = _time_steps(engine, plain_step, steps, warmup, repeats, len(fixed))
+    return _time_steps(engine, plain_step, steps, warmup, repeats, len(fixed))
+
+
+def measure(data: ImageData, model_name: str, device: torch.device, batch_size: int,
+            steps: int = 30, warmup: int = 5, repeats: int = 3) -> PerfResult:
+    plain = plain_img_s(data, model_name, device, batch_size, steps, warmup, repeats)
+    engine, train, generator = _engine_and_data(data, device)
 
     # the engine's loop: fresh permuted, augmented batches from uint8 on the device
-    model = engine.prepare(build_model(model_name, spec.channels, spec.num_classes, spec.image_size, 0)).train()
+    model = _fresh_model(engine, data, model_name)
     opt = engine.sgd(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     stream = _endless_batches(engine, train, batch_size, generator)
 
@@ -87,7 +101,7 @@ def measure(data: ImageData, model_name: str, device: torch.device, batch_size: 
         engine.supervised_step(model, opt, next(stream))
 
     fast = _time_steps(engine, engine_step, steps, warmup, repeats, min(batch_size, len(train)))
-    return PerfResult(model_name, spec.name, engine.device_name(), batch_size, plain, fast)
+    return PerfResult(model_name, data.spec.name, engine.device_name(), batch_size, plain, fast)
 
 
 def _endless_batches(engine: Engine, data, batch_size: int, generator):
@@ -109,9 +123,8 @@ def plain_flop_rate(data: ImageData, model_name: str, device: torch.device, batc
     from bench.flops import cost_model
 
     spec = data.spec
-    result = measure(data, model_name, device, batch_size, steps=steps)
     f = cost_model(model_name, spec.channels, spec.num_classes, spec.image_size).forward_macs
-    return 6 * f * result.plain_img_s
+    return 6 * f * plain_img_s(data, model_name, device, batch_size, steps=steps)
 
 
 @dataclass

@@ -12,11 +12,11 @@ from typing import Any, Iterable
 import pandas as pd
 
 from bench.errors import ConfigError
+from bench.method import REFERENCE_METHODS
 from bench.metrics import GAP_METRICS
 
 GROUP = ["dataset", "model", "scenario"]
 KEY = GROUP + ["method"]
-REFERENCE_METHODS = ("Retrain", "Original")  # rows shown for comparison, never "best"
 ENV_FIELDS = ("device_type", "device_name", "cpu_model", "cpu_capability", "cpu_threads", "torch")  # what makes timings comparable
 FRAME_COLUMNS = (
     ["cell_id", "profile"] + KEY + ["seed"] + list(GAP_METRICS) + ["avg_gap", "forget_class_TA"]
