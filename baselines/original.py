@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.method import UnlearnContext, register_method
+from bench.tasks import ANY_TASK
 
 
-@register_method("Original")
+@register_method("Original", tasks=(ANY_TASK,))
 @dataclass(frozen=True)
 class Original:
     """Leave the Original model unchanged: the row every method must improve on."""

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.method import UnlearnContext, register_method
+from bench.tasks import ANY_TASK
 
 
-@register_method("Retrain")
+@register_method("Retrain", tasks=(ANY_TASK,))
 @dataclass(frozen=True)
 class Retrain:
     """Train from scratch on D_r with the profile's Original recipe (exact unlearning)."""

@@ -15,7 +15,7 @@ import json
 import math
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from bench.metrics import EvalSets, avg_gap, evaluate
 from bench.progress import SILENT, Progress
 from bench.reference import ReferenceModels, counts_from_meta, device_sets
 from bench.splits import Split, derive_seed, draw_split, parse_scenario
+from bench.tasks import CLASSIFY, TASKS
 
 SCHEMA_VERSION = 1
 _reference_metrics: dict[str, dict] = {}
@@ -50,6 +51,8 @@ class CellSpec:
     eval: dict[str, Any]
     device: str
     forget_class: int = 9
+    task: str = CLASSIFY  # the kind of task (bench/tasks); its settings, validated, in task_params
+    task_params: dict[str, Any] = field(default_factory=dict)
     # where things live and how to get them: not part of the cell's identity
     data_root: str = ""
     cache_dir: str = ""
@@ -62,7 +65,8 @@ class CellSpec:
 
     def identity(self) -> dict[str, Any]:
         """What determines the cell's result (paths and thread counts do not)."""
-        keep = ("method", "params", "dataset", "model", "scenario", "seed", "train", "eval", "device", "forget_class")
+        keep = ("method", "params", "dataset", "model", "scenario", "seed", "train", "eval", "device", "forget_class",
+                "task", "task_params")
         return {k: getattr(self, k) for k in keep}
 
     @property
@@ -84,14 +88,17 @@ def resolve_device(name: str) -> torch.device:
         raise ConfigError(f"unknown device {name!r}; use auto, cpu or cuda") from None
 
 
-def _now() -> str:
+def now_iso() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _identification(spec: CellSpec) -> dict[str, Any]:
+def record_envelope(spec: CellSpec) -> dict[str, Any]:
+    """The fields that identify a cell's record, shared by every task's records."""
     return {
         "schema": SCHEMA_VERSION,
         "cell_id": spec.cell_id,
+        "task": spec.task,
+        "gap_metrics": list(TASKS.get(spec.task).gap_metrics),
         "cell": {"method": spec.method, "dataset": spec.dataset, "model": spec.model,
                  "scenario": spec.scenario, "seed": spec.seed, "profile": spec.profile},
         "config": spec.identity(),
@@ -166,7 +173,12 @@ def prepare_cell(spec: CellSpec, progress: Progress = SILENT) -> PreparedCell:
 
 
 def run_cell(spec: CellSpec, progress: Progress = SILENT) -> dict[str, Any]:
-    """Run one cell and return its record (status "ok"). Raises on failure."""
+    """Run one cell of any task and return its record (status "ok"). Raises on failure."""
+    return TASKS.get(spec.task).run_function()(spec, progress)
+
+
+def run_classifier_cell(spec: CellSpec, progress: Progress = SILENT) -> dict[str, Any]:
+    """The `classify` task's cell: unlearn a supervised classifier and measure RA, UA, TA, MIA."""
     cell = prepare_cell(spec, progress)
     engine, ctx, eval_bs = cell.engine, cell.ctx, spec.eval["batch_size"]
     reference = _retrain_metrics(cell.refs, cell.split, cell.sets, eval_bs, spec)
@@ -191,7 +203,7 @@ def run_cell(spec: CellSpec, progress: Progress = SILENT) -> dict[str, Any]:
 
     reported = ctx.reported_cost or ReportedCost(cell.counter.counts, seconds, engine.device_name(), False, peak_memory_mb)
     return {
-        **_identification(spec),
+        **record_envelope(spec),
         "status": "ok",
         "metrics": metrics,
         "retrain_reference": reference,
@@ -209,7 +221,7 @@ def run_cell(spec: CellSpec, progress: Progress = SILENT) -> dict[str, Any]:
                    "peak_memory_mb": reported.peak_memory_mb},
         "environment": environment(engine.device),
         "code": code_version(),
-        "created": _now(),
+        "created": now_iso(),
     }
 
 
@@ -228,11 +240,11 @@ def execute_cell(spec: CellSpec, progress: Progress = SILENT) -> dict[str, Any]:
         return run_cell(spec, progress)
     except Exception as exc:  # the grid goes on; the record says what went wrong
         return {
-            **_identification(spec),
+            **record_envelope(spec),
             "status": "failed",
             "error": f"{type(exc).__name__}: {exc}".splitlines()[0],
             "traceback": traceback.format_exc(limit=-8),
             "environment": environment(torch.device("cpu")),
             "code": code_version(),
-            "created": _now(),
+            "created": now_iso(),
         }

@@ -62,6 +62,9 @@ def plan(
     for seed in seeds or profile.seeds:
         for scenario in parsed:
             for m in methods:
+                if not m.supports_task(profile.task):
+                    notes.append(f"{m.name} does not support the {profile.task} task; skipped")
+                    continue
                 if scenario.kind not in m.scenarios:
                     notes.append(f"{m.name} does not support {scenario.kind} forgetting; {scenario.name} skipped for it")
                     continue
@@ -71,7 +74,8 @@ def plan(
                         scenario=scenario.name, seed=seed, train=dataclasses.asdict(profile.train),
                         eval=dataclasses.asdict(profile.eval), device=device or profile.device,
                         forget_class=profile.forget_class, data_root=str(data_root), cache_dir=str(cache_dir),
-                        download=download, threads=profile.threads,
+                        download=download, threads=profile.threads, task=profile.task,
+                        task_params=dict(profile.task_params),
                     )
                 )
     if not cells:

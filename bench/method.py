@@ -37,6 +37,7 @@ from bench.models import Classifier
 from bench.progress import SILENT, Progress
 from bench.registry import Registry
 from bench.splits import Scenario
+from bench.tasks import CLASSIFY, supports
 
 SCENARIO_KINDS = ("random", "class")
 REFERENCE_METHODS = ("Retrain", "Original")  # rows every table shows first; compared against, never "best"
@@ -49,6 +50,10 @@ class MethodInfo:
     summary: str
     scenarios: tuple[str, ...]
     smoke: dict[str, Any] = dataclasses.field(default_factory=dict)
+    tasks: tuple[str, ...] = (CLASSIFY,)  # kinds of task it runs on (bench/tasks); "*" = every task
+
+    def supports_task(self, task: str) -> bool:
+        return supports(self.tasks, task)
 
     def params(self, overrides: Mapping[str, Any] | None = None) -> Any:
         return build_params(self.cls, overrides or {}, self.name)
@@ -61,9 +66,12 @@ METHODS: Registry[MethodInfo] = Registry("method")
 
 
 def register_method(
-    name: str, *, scenarios: tuple[str, ...] = SCENARIO_KINDS, smoke: Mapping[str, Any] | None = None
+    name: str, *, scenarios: tuple[str, ...] = SCENARIO_KINDS, smoke: Mapping[str, Any] | None = None,
+    tasks: tuple[str, ...] = (CLASSIFY,),
 ) -> Callable[[type], type]:
     """Register a dataclass with a `run(ctx)` method as the unlearning method `name`.
+
+    `tasks`: the kinds of task (bench/tasks) it supports; its `run(ctx)` gets that task's context.
 
     `smoke`: hyperparameter overrides for smoke runs (profiles with `smoke = true`, such as
     `quick`, and the registry test): a shorter schedule of the same method, nothing else.
@@ -78,7 +86,8 @@ def register_method(
         if unknown:
             raise ValueError(f"method {name}: unknown scenario kinds {sorted(unknown)}")
         summary = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-        info = MethodInfo(name=name, cls=cls, summary=summary, scenarios=tuple(scenarios), smoke=dict(smoke or {}))
+        info = MethodInfo(name=name, cls=cls, summary=summary, scenarios=tuple(scenarios), smoke=dict(smoke or {}),
+                          tasks=tuple(tasks))
         info.params(info.smoke)  # a smoke setting must be valid for the method's own hyperparameters
         METHODS.add(name, info)
         cls.method_name = name

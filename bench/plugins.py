@@ -1,4 +1,5 @@
-"""Importing the method packages registers every method (one file = one method)."""
+"""Importing the method packages registers every method (one file = one method), and the
+task modules under bench/tasks/ register every kind of task."""
 
 from __future__ import annotations
 
@@ -6,7 +7,21 @@ import importlib
 import pkgutil
 
 METHOD_PACKAGES = ("baselines", "methods")
+TASK_PACKAGE = "bench.tasks"
 _loaded = False
+_tasks_loaded = False
+
+
+def load_all_tasks() -> None:
+    """Import every module of bench/tasks/ (each registers a kind of task), once. Task modules
+    only declare (no torch at import time): profiles are parsed before anything heavy loads."""
+    global _tasks_loaded
+    if _tasks_loaded:
+        return
+    tasks = importlib.import_module(TASK_PACKAGE)
+    for module in sorted(m.name for m in pkgutil.iter_modules(tasks.__path__) if not m.name.startswith("_")):
+        importlib.import_module(f"{TASK_PACKAGE}.{module}")
+    _tasks_loaded = True
 
 
 def load_all_methods() -> None:
@@ -14,6 +29,7 @@ def load_all_methods() -> None:
     global _loaded
     if _loaded:
         return
+    load_all_tasks()
     for package_name in METHOD_PACKAGES:
         package = importlib.import_module(package_name)
         modules = sorted(m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_"))

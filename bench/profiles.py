@@ -44,11 +44,14 @@ class Profile:
     train: TrainRecipe
     eval: EvalConfig
     params: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-method hyperparameter overrides
+    task: str = "classify"  # the kind of task (bench/tasks)
+    task_params: dict[str, Any] = field(default_factory=dict)  # the task's settings, validated by the task
     source: str = ""
 
 
 _TOP_KEYS = {"description", "dataset", "model", "device", "seeds", "scenarios", "forget_class", "methods",
-             "threads", "download", "smoke", "train", "eval", "params"}
+             "threads", "download", "smoke", "train", "eval", "params",
+             "task", "task_params"}
 
 
 def available() -> list[str]:
@@ -128,6 +131,14 @@ def parse(raw: dict[str, Any], name: str, source: str = "") -> Profile:
     params = raw.get("params", {})
     if not isinstance(params, dict) or not all(isinstance(v, dict) for v in params.values()):
         raise ConfigError(f"{where}: [params.<METHOD>] tables hold per-method hyperparameters")
+    from bench.plugins import load_all_tasks
+    from bench.tasks import CLASSIFY, TASKS
+
+    load_all_tasks()
+    task = raw.get("task", CLASSIFY)
+    if not isinstance(task, str) or task not in TASKS:
+        raise ConfigError(f"{where}: {TASKS.unknown_message(str(task))}")
+    task_params = TASKS.get(task).params(raw.get("task_params", {}))
     forget_class = raw.get("forget_class", 9)
     if not isinstance(forget_class, int) or forget_class < 0:
         raise ConfigError(f"{where}: forget_class must be an integer >= 0")
@@ -147,5 +158,7 @@ def parse(raw: dict[str, Any], name: str, source: str = "") -> Profile:
         train=_section(TrainRecipe, raw.get("train", {}), f"{where} [train]"),
         eval=_section(EvalConfig, raw.get("eval", {}), f"{where} [eval]"),
         params={k: dict(v) for k, v in params.items()},
+        task=task,
+        task_params=task_params,
         source=source,
     )
