@@ -10,8 +10,8 @@ import torch
 from bench.data.device_data import DeviceData
 from bench.engine import Batch
 from bench.method import UnlearnContext
+from bench.sgd_fields import SCHEDULES  # noqa: F401  (re-exported for the method files)
 
-SCHEDULES = ("cosine", "constant")
 LABEL_DRAWS = ("other", "any")
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch.nn.functional as F
 
+from bench import sgd_fields as sgd
 from bench.hparams import hp
 from bench.method import UnlearnContext, register_method
 
@@ -22,12 +23,12 @@ class FineTune:
     (CoUn does not publish its tuned value).
     """
 
-    epochs: int = hp(42, low=1, doc="passes over D_r (42: CoUn Table 2's FT cost)")
-    lr: float = hp(0.02, low=0.0, doc="initial learning rate (cosine decay to final_lr)")
-    final_lr: float = hp(1e-4, low=0.0, doc="learning rate at the end of the cosine schedule")
-    momentum: float = hp(0.9, low=0.0, high=0.999)
-    weight_decay: float = hp(5e-4, low=0.0)
-    batch_size: int = hp(256, low=1)
+    epochs: int = sgd.epochs(42, doc="passes over D_r (42: CoUn Table 2's FT cost)")
+    lr: float = sgd.lr(0.02)
+    final_lr: float = sgd.final_lr()
+    momentum: float = sgd.momentum()
+    weight_decay: float = sgd.weight_decay()
+    batch_size: int = sgd.batch_size(256)
 
     def run(self, ctx: UnlearnContext) -> None:
         opt = ctx.sgd(ctx.model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from baselines._common import SCHEDULES, schedule
-from bench.hparams import hp
+from baselines._common import schedule
+from bench import sgd_fields as sgd
+from bench.hparams import log
 from bench.method import UnlearnContext, register_method
 
 
@@ -29,13 +30,13 @@ class GradientAscent:
     report GA. Cosine is offered as an option.
     """
 
-    epochs: int = hp(5, low=1, doc="passes over D_f")
-    lr: float = hp(1e-4, low=0.0, doc="learning rate")
-    lr_schedule: str = hp("constant", choices=SCHEDULES, doc="[choice] constant (reference code) or cosine to final_lr")
-    final_lr: float = hp(0.0, low=0.0, doc="final lr of the cosine schedule")
-    momentum: float = hp(0.9, low=0.0, high=0.999)
-    weight_decay: float = hp(5e-4, low=0.0)
-    batch_size: int = hp(256, low=1)
+    epochs: int = sgd.epochs(5, doc="passes over D_f")
+    lr: float = sgd.lr(1e-4, doc="learning rate", search=log(1e-5, 1e-2))  # [choice] around the SalUn command's 1e-4
+    lr_schedule: str = sgd.lr_schedule("constant", doc="[choice] constant (reference code) or cosine to final_lr")
+    final_lr: float = sgd.final_lr(0.0, doc="final lr of the cosine schedule")
+    momentum: float = sgd.momentum()
+    weight_decay: float = sgd.weight_decay()
+    batch_size: int = sgd.batch_size(256)
 
     def run(self, ctx: UnlearnContext) -> None:
         opt = ctx.sgd(ctx.model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)

@@ -9,7 +9,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from bench.hparams import hp
+from bench import sgd_fields as sgd
+from bench.hparams import hp, log
 from bench.method import UnlearnContext, register_method
 
 DECAY_UNITS = ("epoch", "step")
@@ -42,16 +43,16 @@ class L1Sparse:
     [0.01, 0.1]); cosine to 1e-4 (CoUn protocol).
     """
 
-    epochs: int = hp(46, low=1, doc="passes over D_r (46: CoUn Table 2's l1-sparse cost)")
-    gamma: float = hp(5e-4, low=0.0, doc="initial weight of the l1 penalty")
+    epochs: int = sgd.epochs(46, doc="passes over D_r (46: CoUn Table 2's l1-sparse cost)")
+    gamma: float = hp(5e-4, low=0.0, search=log(1e-4, 1e-1), doc="initial weight of the l1 penalty (methods.md: [1e-4, 1e-1])")
     no_l1_epochs: int = hp(0, low=0, doc="final epochs trained without the penalty (T = epochs - no_l1_epochs)")
     decay_per: str = hp("epoch", choices=DECAY_UNITS,
                         doc="[choice] gamma decays once per epoch (reference code) or every step")
-    lr: float = hp(0.01, low=0.0, doc="initial learning rate (cosine decay to final_lr)")
-    final_lr: float = hp(1e-4, low=0.0, doc="learning rate at the end of the cosine schedule")
-    momentum: float = hp(0.9, low=0.0, high=0.999)
-    weight_decay: float = hp(5e-4, low=0.0)
-    batch_size: int = hp(256, low=1)
+    lr: float = sgd.lr(0.01)
+    final_lr: float = sgd.final_lr()
+    momentum: float = sgd.momentum()
+    weight_decay: float = sgd.weight_decay()
+    batch_size: int = sgd.batch_size(256)
 
     def penalty_weights(self, steps_per_epoch: int) -> list[float]:
         """gamma_t for every optimiser step of the run, in order."""

@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from baselines._common import cycle_batches
-from bench.hparams import hp
+from bench import sgd_fields as sgd
+from bench.hparams import hp, uniform
 from bench.method import UnlearnContext, register_method
 
 
@@ -34,14 +35,15 @@ class NegGradPlus:
     ascent term); lr 0.01, cosine to 1e-4 (CoUn protocol, lr in [0.01, 0.1]).
     """
 
-    epochs: int = hp(20, low=1, doc="passes over D_r (20: CoUn Table 2's NegGrad+ cost)")
-    beta: float = hp(0.999, low=0.0, high=1.0, doc="weight of the retain CE; 1-beta weighs the forget CE ascent")
-    lr: float = hp(0.01, low=0.0, doc="initial learning rate (cosine decay to final_lr)")
-    final_lr: float = hp(1e-4, low=0.0, doc="learning rate at the end of the cosine schedule")
-    momentum: float = hp(0.9, low=0.0, high=0.999)
-    weight_decay: float = hp(5e-4, low=0.0)
-    batch_size: int = hp(256, low=1, doc="retain batch size")
-    forget_batch_size: int = hp(256, low=1, doc="forget batch size (paired with every retain batch)")
+    epochs: int = sgd.epochs(20, doc="passes over D_r (20: CoUn Table 2's NegGrad+ cost)")
+    beta: float = hp(0.999, low=0.0, high=1.0, search=uniform(0.95, 0.9999),
+                     doc="weight of the retain CE; 1-beta weighs the forget CE ascent (methods.md: [0.95, 0.9999])")
+    lr: float = sgd.lr(0.01)
+    final_lr: float = sgd.final_lr()
+    momentum: float = sgd.momentum()
+    weight_decay: float = sgd.weight_decay()
+    batch_size: int = sgd.batch_size(256, doc="retain batch size")
+    forget_batch_size: int = sgd.batch_size(256, doc="forget batch size (paired with every retain batch)")
 
     def run(self, ctx: UnlearnContext) -> None:
         opt = ctx.sgd(ctx.model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)

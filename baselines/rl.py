@@ -8,8 +8,9 @@ from typing import Callable
 
 import torch.nn.functional as F
 
-from baselines._common import LABEL_DRAWS, RL_ORDERS, SCHEDULES, RandomLabelEpochs, schedule
-from bench.hparams import hp
+from baselines._common import LABEL_DRAWS, RL_ORDERS, RandomLabelEpochs, schedule
+from bench import sgd_fields as sgd
+from bench.hparams import hp, log
 from bench.method import UnlearnContext, register_method
 
 
@@ -26,17 +27,17 @@ class RandomLabel:
     the reference code's `randint(0, C)` is the "any" option.
     """
 
-    epochs: int = hp(10, low=1, doc="epochs, each a pass over D_f (random labels) and D_r")
-    lr: float = hp(0.013, low=0.0, doc="learning rate")
-    lr_schedule: str = hp("constant", choices=SCHEDULES, doc="[choice] constant (reference code) or cosine to final_lr")
-    final_lr: float = hp(1e-4, low=0.0, doc="final lr of the cosine schedule")
+    epochs: int = sgd.epochs(10, doc="epochs, each a pass over D_f (random labels) and D_r")
+    lr: float = sgd.lr(0.013, doc="learning rate", search=log(1e-3, 0.1))  # [choice] widened below 0.01: RL trains on wrong labels
+    lr_schedule: str = sgd.lr_schedule("constant", doc="[choice] constant (reference code) or cosine to final_lr")
+    final_lr: float = sgd.final_lr(doc="final lr of the cosine schedule")
     order: str = hp("forget_then_retain", choices=RL_ORDERS,
                     doc="[choice] D_f pass then D_r pass (CIFAR-10 code), or one mixed shuffled pass")
     label_draw: str = hp("other", choices=LABEL_DRAWS,
                          doc="[choice] random label among the other C-1 classes, or any of C (reference code)")
-    momentum: float = hp(0.9, low=0.0, high=0.999)
-    weight_decay: float = hp(5e-4, low=0.0)
-    batch_size: int = hp(256, low=1)
+    momentum: float = sgd.momentum()
+    weight_decay: float = sgd.weight_decay()
+    batch_size: int = sgd.batch_size(256)
 
     def run(self, ctx: UnlearnContext) -> None:
         self.random_label_epochs(ctx, optimizer_weight_decay=self.weight_decay)

@@ -9,9 +9,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from baselines._common import SCHEDULES
 from baselines.rl import RandomLabel
-from bench.hparams import hp
+from bench import sgd_fields as sgd
+from bench.hparams import hp, uniform
 from bench.method import UnlearnContext, register_method
 
 MASK_SCOPES = ("global", "per_layer")
@@ -66,10 +66,11 @@ class SalUn(RandomLabel):
     1e-4 (CoUn protocol).
     """
 
-    epochs: int = hp(50, low=1, doc="Random-Label epochs, each a pass over D_f (random labels) and D_r")
-    lr_schedule: str = hp("cosine", choices=SCHEDULES, doc="[choice] cosine to final_lr (CoUn) or constant (SalUn code)")
-    weight_decay: float = hp(5e-4, low=0.0, doc="applied to masked-in weights only")
-    mask_ratio: float = hp(0.5, low=0.0, high=1.0, doc="fraction of weights updated (top |grad| on D_f)")
+    epochs: int = sgd.epochs(50, doc="Random-Label epochs, each a pass over D_f (random labels) and D_r")
+    lr_schedule: str = sgd.lr_schedule("cosine", doc="[choice] cosine to final_lr (CoUn) or constant (SalUn code)")
+    weight_decay: float = sgd.weight_decay(doc="applied to masked-in weights only")
+    mask_ratio: float = hp(0.5, low=0.0, high=1.0, search=uniform(0.1, 0.9),
+                           doc="fraction of weights updated (top |grad| on D_f; SalUn sweeps 0.1-0.9)")
     mask_scope: str = hp("global", choices=MASK_SCOPES,
                          doc="[choice] rank saliency over all weights (reference code) or within each tensor")
     mask_augment: bool = hp(True, doc="[choice] augment D_f in the mask pass (the reference uses the train transform)")

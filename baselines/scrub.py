@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from bench.engine import Batch
-from bench.hparams import hp
+from bench import sgd_fields as sgd
+from bench.hparams import choice, hp, int_range
 from bench.method import UnlearnContext, register_method
 
 
@@ -41,17 +42,17 @@ class Scrub:
     (msteps inside the code's 2-5).
     """
 
-    epochs: int = hp(44, low=1, doc="epochs; each has a min-pass over D_r")
-    msteps: int = hp(5, low=0, doc="the first msteps epochs also have a max-pass over D_f")
+    epochs: int = sgd.epochs(44, doc="epochs; each has a min-pass over D_r")
+    msteps: int = hp(5, low=0, search=int_range(1, 5), doc="the first msteps epochs also have a max-pass over D_f")
     temperature: float = hp(4.0, low=1e-3, doc="KD temperature")
     ce_weight: float = hp(0.99, low=0.0, doc="gamma: weight of the retain CE in a min-step")
     kl_weight: float = hp(0.001, low=0.0, doc="alpha: weight of the retain KL to the teacher in a min-step")
-    lr: float = hp(0.01, low=0.0, doc="initial learning rate (cosine decay to final_lr)")
-    final_lr: float = hp(1e-4, low=0.0, doc="learning rate at the end of the cosine schedule")
-    momentum: float = hp(0.9, low=0.0, high=0.999)
-    weight_decay: float = hp(5e-4, low=0.0)
-    batch_size: int = hp(128, low=1, doc="retain batch size (min-steps)")
-    forget_batch_size: int = hp(512, low=1, doc="forget batch size (max-steps)")
+    lr: float = sgd.lr(0.01)
+    final_lr: float = sgd.final_lr()
+    momentum: float = sgd.momentum()
+    weight_decay: float = sgd.weight_decay()
+    batch_size: int = sgd.batch_size(128, doc="retain batch size (min-steps)")
+    forget_batch_size: int = sgd.batch_size(512, doc="forget batch size (max-steps)", search=choice(32, 64, 128, 256, 512))
 
     def teacher_logits(self, ctx: UnlearnContext, batch: Batch) -> torch.Tensor:
         with torch.no_grad():

@@ -31,7 +31,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from bench.engine import Batch
-from bench.hparams import hp
+from bench import sgd_fields as sgd
+from bench.hparams import hp, int_range, log, uniform
 from bench.method import UnlearnContext
 
 LOSS_FORMS = ("auto", "random_sample", "single_class")
@@ -132,15 +133,15 @@ class EuclideanGeometry:
 class ContrastiveUnlearning:
     """Hyperparameters shared by CU and HCU (subclasses set the defaults and the geometry)."""
 
-    temperature: float = hp(0.7, low=1e-4, doc="tau in s_ij = sim(z_i, z_j) / tau")
-    omega: int = hp(4, low=1, doc="optimiser steps (or accumulated backwards) per forget batch")
-    lambda_ul: float = hp(3.0, low=0.0, doc="weight of the unlearning loss")
+    temperature: float = hp(0.7, low=1e-4, search=uniform(0.01, 0.2), doc="tau in s_ij = sim(z_i, z_j) / tau (CoUn's CU range (0, 0.2])")
+    omega: int = hp(4, low=1, search=int_range(1, 5), doc="optimiser steps (or accumulated backwards) per forget batch (CoUn: [1, 5])")
+    lambda_ul: float = hp(3.0, low=0.0, search=uniform(0.1, 2.0), doc="weight of the unlearning loss (CoUn: [0.1, 2])")
     lambda_ce: float = hp(1.0, low=0.0, doc="weight of CE on the retain batch")
-    lr: float = hp(1e-3, low=0.0, doc="SGD learning rate (constant)")
-    momentum: float = hp(0.9, low=0.0, high=0.999)
-    weight_decay: float = hp(5e-4, low=0.0)
-    batch_size: int = hp(128, low=2, doc="forget batch size B; each retain batch also has B samples")
-    max_passes: int = hp(50, low=1, doc="at most this many passes over D_f if the stop rule never fires")
+    lr: float = sgd.lr(1e-3, doc="SGD learning rate (constant)", search=log(1e-4, 0.1))  # [choice] around the code's 1e-3
+    momentum: float = sgd.momentum()
+    weight_decay: float = sgd.weight_decay()
+    batch_size: int = sgd.batch_size(128, low=2, doc="forget batch size B; each retain batch also has B samples")
+    max_passes: int = sgd.epochs(50, doc="at most this many passes over D_f if the stop rule never fires")
     loss_form: str = hp("auto", choices=LOSS_FORMS,
                         doc="auto: single_class for class-wise forgetting, random_sample for random")
     embedding: str = hp("penultimate", choices=EMBEDDINGS,

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from bench.hparams import hp
+from bench import sgd_fields as sgd
+from bench.hparams import hp, log, uniform
 from bench.method import UnlearnContext, register_method
 
 VIEW_FORWARDS = ("joint", "separate")
@@ -45,14 +46,14 @@ class CoUn:
     available to settle which it uses; joint is the default.
     """
 
-    epochs: int = hp(40, low=1, doc="passes over D_r (derived from CoUn's 8.02 PFLOPs at 8F/sample-step)")
-    lr: float = hp(0.02, low=0.0, doc="initial learning rate (CoUn: tuned in [0.01, 0.1])")
-    final_lr: float = hp(1e-4, low=0.0, doc="learning rate at the end of the cosine schedule")
-    momentum: float = hp(0.9, low=0.0, high=0.999)
-    weight_decay: float = hp(5e-4, low=0.0)
-    batch_size: int = hp(256, low=2, doc="retain samples per batch (N)")
-    temperature: float = hp(0.1, low=1e-4, high=1.0, doc="tau of the InfoNCE (CoUn: (0, 0.3], best 0.1)")
-    cl_weight: float = hp(1.0, low=0.0, doc="lambda, weight of the contrastive loss (CoUn: [0.1, 6])")
+    epochs: int = sgd.epochs(40, doc="passes over D_r (derived from CoUn's 8.02 PFLOPs at 8F/sample-step)")
+    lr: float = sgd.lr(0.02, doc="initial learning rate (CoUn: tuned in [0.01, 0.1])")
+    final_lr: float = sgd.final_lr()
+    momentum: float = sgd.momentum()
+    weight_decay: float = sgd.weight_decay()
+    batch_size: int = sgd.batch_size(256, low=2, doc="retain samples per batch (N)")
+    temperature: float = hp(0.1, low=1e-4, high=1.0, search=uniform(0.01, 0.3), doc="tau of the InfoNCE (CoUn: (0, 0.3], best 0.1)")
+    cl_weight: float = hp(1.0, low=0.0, search=log(0.1, 6.0), doc="lambda, weight of the contrastive loss (CoUn: [0.1, 6])")
     view_forward: str = hp("joint", choices=VIEW_FORWARDS,
                            doc="[choice] joint: both views in one forward (one BN batch); separate: two forwards")
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from bench.hparams import hp
+from bench import sgd_fields as sgd
+from bench.hparams import choice, hp, log
 from bench.method import UnlearnContext, register_method
 
 FORMS = ("simplified", "full")
@@ -56,17 +57,17 @@ class GradientPenalty:
     """
 
     form: str = hp("simplified", choices=FORMS, doc="simplified: Eq. 3 on D_f; full: Eq. 2 with interpolates")
-    epochs: int = hp(10, low=1, doc="passes over D_f")
-    alpha: float = hp(1.0, low=0.0, doc="weight of CE on the forget batch (L_MEMtrain)")
-    beta: float = hp(1.0, low=0.0, doc="weight of the gradient penalty (sweep {0.1, 1, 10})")
+    epochs: int = sgd.epochs(10, doc="passes over D_f")
+    alpha: float = hp(1.0, low=0.0, search=log(0.01, 1.0), doc="weight of CE on the forget batch (L_MEMtrain)")
+    beta: float = hp(1.0, low=0.0, search=choice(0.1, 1.0, 10.0), doc="weight of the gradient penalty (sweep {0.1, 1, 10})")
     gamma: float = hp(1.0, low=0.0, doc="full form: weight of the mean output norm on members")
     interp_penalty: str = hp("wgan", choices=INTERP_PENALTIES,
                              doc="full form: wgan (||g||-1)^2 (Eq. 1) or squared_norm ||g||^2 (Alg. 1)")
-    lr: float = hp(0.01, low=0.0, doc="initial learning rate (cosine decay to final_lr)")
-    final_lr: float = hp(1e-4, low=0.0)
-    momentum: float = hp(0.9, low=0.0, high=0.999)
-    weight_decay: float = hp(5e-4, low=0.0)
-    batch_size: int = hp(256, low=1, doc="forget samples per batch")
+    lr: float = sgd.lr(0.01)
+    final_lr: float = sgd.final_lr()
+    momentum: float = sgd.momentum()
+    weight_decay: float = sgd.weight_decay()
+    batch_size: int = sgd.batch_size(256, doc="forget samples per batch")
 
     def run(self, ctx: UnlearnContext) -> None:
         opt = ctx.sgd(ctx.model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from bench.hparams import hp
+from bench.hparams import hp, uniform
 from bench.method import UnlearnContext, register_method
 from methods._contrastive import STEP_SEMANTICS, ContrastiveUnlearning, Geometry
 
@@ -97,8 +97,9 @@ class HCU(ContrastiveUnlearning):
     Riemannian optimiser would be plain SGD here and is not offered.
     """
 
-    temperature: float = hp(0.6, low=1e-4, doc="tau in s_ia = -d_c(x_i, x_a) / tau")
-    lambda_ul: float = hp(0.2, low=0.0, doc="weight of the unlearning loss")
+    temperature: float = hp(0.6, low=1e-4, search=uniform(0.05, 1.0),
+                            doc="tau in s_ia = -d_c(x_i, x_a) / tau ([choice] search range around the reference's 0.6)")
+    lambda_ul: float = hp(0.2, low=0.0, search=uniform(0.1, 2.0), doc="weight of the unlearning loss (CU's [0.1, 2])")
     lambda_ce: float = hp(0.8, low=0.0, doc="weight of CE on the retain batch")
     step_semantics: str = hp("omega_steps", choices=STEP_SEMANTICS,
                              doc="omega_steps: CU's (default); accumulate: the HCU reference's "
