@@ -33,6 +33,8 @@ from bench.progress import SILENT, Progress
 from bench.reference import ReferenceModels, counts_from_meta, device_sets
 from bench.splits import Split, derive_seed, draw_split, parse_scenario
 from bench.tasks import CLASSIFY, TASKS
+from bench.tune.budget import BudgetGuard
+from bench.tune.holdout import Holdout
 
 SCHEMA_VERSION = 1
 _reference_metrics: dict[str, dict] = {}
@@ -58,6 +60,10 @@ class CellSpec:
     cache_dir: str = ""
     download: bool = True
     threads: int | None = None
+    # tuning cells only (bench tune): {"holdout": fraction, "holdout_seed": k, "budget_pflops": cap}
+    tuning: dict[str, Any] | None = None
+    # tuned hyperparameters only: where they came from (study, budget, best value); not part of the identity
+    tuned: dict[str, Any] | None = None
 
     @property
     def cell_id(self) -> str:
@@ -67,7 +73,10 @@ class CellSpec:
         """What determines the cell's result (paths and thread counts do not)."""
         keep = ("method", "params", "dataset", "model", "scenario", "seed", "train", "eval", "device", "forget_class",
                 "task", "task_params")
-        return {k: getattr(self, k) for k in keep}
+        identity = {k: getattr(self, k) for k in keep}
+        if self.tuning is not None:  # only then, so the hashes of ordinary cells do not change
+            identity["tuning"] = self.tuning
+        return identity
 
     @property
     def config_hash(self) -> str:
@@ -124,6 +133,7 @@ class PreparedCell:
     ctx: UnlearnContext
     counter: SampleCounter
     cost_model: CostModel
+    holdout_detail: dict | None = None
 
     @property
     def model(self) -> torch.nn.Module:
@@ -136,6 +146,8 @@ def prepare_cell(spec: CellSpec, progress: Progress = SILENT) -> PreparedCell:
         torch.set_num_threads(spec.threads)
     device = resolve_device(spec.device)
     data = load_dataset(spec.dataset, Path(spec.data_root), cache=Path(spec.cache_dir), download=spec.download)
+    if spec.tuning is not None:  # the test set is dropped here: a tuning cell measures on a validation slice
+        data = Holdout(spec.tuning["holdout"], spec.tuning["holdout_seed"]).apply(data)
     ds = data.spec
     engine = Engine(device, ds.mean, ds.std, ds.augment)
     scenario = parse_scenario(spec.scenario, ds.num_classes, spec.forget_class)
@@ -169,7 +181,11 @@ def prepare_cell(spec: CellSpec, progress: Progress = SILENT) -> PreparedCell:
         label=f"{spec.method} {spec.scenario} s{spec.seed}",
     )
     costs = cost_model(spec.model, ds.channels, ds.num_classes, ds.image_size)
-    return PreparedCell(spec, engine, refs, split, sets, params, ctx, counter, costs)
+    holdout_detail = None
+    if spec.tuning is not None:
+        full = len(data.train_y) + len(data.test_y)
+        holdout_detail = Holdout(spec.tuning["holdout"], spec.tuning["holdout_seed"]).describe(full)
+    return PreparedCell(spec, engine, refs, split, sets, params, ctx, counter, costs, holdout_detail)
 
 
 def run_cell(spec: CellSpec, progress: Progress = SILENT) -> dict[str, Any]:
@@ -183,6 +199,9 @@ def run_classifier_cell(spec: CellSpec, progress: Progress = SILENT) -> dict[str
     engine, ctx, eval_bs = cell.engine, cell.ctx, spec.eval["batch_size"]
     reference = _retrain_metrics(cell.refs, cell.split, cell.sets, eval_bs, spec)
 
+    guard = None
+    if spec.tuning is not None and spec.tuning.get("budget_pflops"):
+        guard = BudgetGuard(cell.counter, cell.cost_model, spec.tuning["budget_pflops"]).attach(cell.model)
     engine.synchronize()
     engine.reset_peak_memory()
     start = time.perf_counter()
@@ -191,6 +210,8 @@ def run_classifier_cell(spec: CellSpec, progress: Progress = SILENT) -> dict[str
     seconds = time.perf_counter() - start
     peak_memory_mb = engine.peak_memory_mb()
     cell.counter.detach()
+    if guard is not None:
+        guard.remove()
 
     if ctx.saw_nonfinite() or not _all_finite(cell.model):
         raise CellFailure("diverged: a loss or a weight became NaN/inf")
@@ -222,12 +243,15 @@ def run_classifier_cell(spec: CellSpec, progress: Progress = SILENT) -> dict[str
         "environment": environment(engine.device),
         "code": code_version(),
         "created": now_iso(),
+        **({"tuned": spec.tuned} if spec.tuned else {}),
+        **({"tuning": {**spec.tuning, "holdout_detail": cell.holdout_detail}} if spec.tuning else {}),
     }
 
 
 def _retrain_metrics(refs: ReferenceModels, split: Split, sets: EvalSets, eval_bs: int, spec: CellSpec) -> dict:
     """Retrain's metrics on this split (trained or loaded once, evaluated once per process)."""
-    key = json.dumps([spec.dataset, spec.model, spec.train, spec.eval, split.forget_hash, spec.seed, str(refs.engine.device)])
+    key = json.dumps([spec.dataset, refs.data.fingerprint, spec.model, spec.train, spec.eval, split.forget_hash, spec.seed,
+                      str(refs.engine.device)])
     if key not in _reference_metrics:
         state, _ = refs.retrain(split)
         _reference_metrics[key] = evaluate(refs.engine, refs.load(state), sets, eval_bs)

@@ -1,4 +1,4 @@
-"""Command line: `python -m bench {run,list,table,leaderboard,compare,baseline,embed,perf}`.
+"""Command line: `python -m bench {run,list,tune,table,leaderboard,compare,baseline,embed,perf}`.
 
 Exit status: 0 success; 1 some cells failed (the grid still finished) or `compare`
 found a regression; 2 a usage error (one line on stderr saying what to do).
@@ -125,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     perf.add_argument("--data-root", help="where datasets are looked for")
     perf.add_argument("--cache-dir", help="decoded-tensor cache")
     perf.add_argument("--threads", type=int, help="CPU threads")
+
+    from bench.tune.command import add_parser as add_tune_parser
+
+    add_tune_parser(sub)
     return parser
 
 
@@ -272,7 +276,13 @@ def _report(name: str):
     return command
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "perf": cmd_perf, **{
+def cmd_tune(args: argparse.Namespace) -> int:
+    from bench.tune.command import cmd_tune as run
+
+    return run(args)
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list, "perf": cmd_perf, "tune": cmd_tune, **{
     name: _report(name) for name in ("table", "leaderboard", "compare", "baseline", "embed")}}
 
 

@@ -21,6 +21,7 @@ from bench.profiles import Profile
 from bench.progress import Progress
 from bench.records import RecordStore
 from bench.splits import parse_scenario
+from bench.tune import tuned
 
 
 
@@ -53,11 +54,11 @@ def plan(
         METHODS.get(name)  # a typo in a [params.X] table or --set is an error, not a silent no-op
     parsed = [parse_scenario(s, spec.num_classes, profile.forget_class) for s in (scenarios or profile.scenarios)]
     methods = order_methods(methods)
-    params = {}
+    tuned_entries = tuned.load(profile.tuned_path)
+    params, provenance = {}, {}
     for m in methods:
-        smoke = m.smoke if profile.smoke else {}
-        merged = {**smoke, **profile.params.get(m.name, {}), **(overrides or {}).get(m.name, {})}
-        params[m.name] = dataclasses.asdict(m.params(merged))  # validates now, before any training
+        for kind in {s.kind for s in parsed}:
+            params[m.name, kind], provenance[m.name, kind] = method_params(profile, m, kind, tuned_entries, overrides)
     cells, notes = [], []
     for seed in seeds or profile.seeds:
         for scenario in parsed:
@@ -70,17 +71,39 @@ def plan(
                     continue
                 cells.append(
                     CellSpec(
-                        profile=profile.name, method=m.name, params=params[m.name], dataset=spec.name, model=model,
+                        profile=profile.name, method=m.name, params=params[m.name, scenario.kind], dataset=spec.name, model=model,
                         scenario=scenario.name, seed=seed, train=dataclasses.asdict(profile.train),
                         eval=dataclasses.asdict(profile.eval), device=device or profile.device,
                         forget_class=profile.forget_class, data_root=str(data_root), cache_dir=str(cache_dir),
                         download=download, threads=profile.threads, task=profile.task,
-                        task_params=dict(profile.task_params),
+                        task_params=dict(profile.task_params), tuned=provenance[m.name, scenario.kind],
                     )
                 )
     if not cells:
         raise ConfigError("nothing to run: no method supports the chosen scenarios")
     return cells, sorted(set(notes))
+
+
+def method_params(profile: Profile, method: MethodInfo, kind: str, tuned_entries: dict | None = None,
+                  overrides: dict[str, dict[str, Any]] | None = None) -> tuple[dict[str, Any], dict | None]:
+    """A method's hyperparameters for one scenario kind, validated, and the provenance of tuned values used.
+
+    Layers, later wins: the method's defaults, its smoke settings (smoke profiles), the values
+    `bench tune` chose for this kind (the profile's `tuned` file), the profile's [params.METHOD],
+    `--set`."""
+    smoke = method.smoke if profile.smoke else {}
+    entry = (tuned_entries or {}).get(method.name, {}).get(kind)
+    chosen = dict(entry["params"]) if entry else {}
+    manual = {**profile.params.get(method.name, {}), **(overrides or {}).get(method.name, {})}
+    merged = {**smoke, **chosen, **manual}
+    params = dataclasses.asdict(method.params(merged))  # validates now, before any training
+    if not entry:
+        return params, None
+    info = tuned.provenance(entry)
+    overridden = sorted(set(chosen) & set(manual))
+    if overridden:
+        info["overridden"] = overridden
+    return params, info
 
 
 class Executor(Protocol):

@@ -28,6 +28,20 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class TuneConfig:
+    """How `bench tune` searches on this profile: the same for every method."""
+
+    trials: int = hp(20, low=1, doc="trials per study (one study per method and scenario kind)")
+    budget_epochs: float = hp(20.0, low=0.0, doc="compute cap per trial: passes over the tuning training set at "
+                                                  "6F per sample (0: no cap)")
+    max_schedule: int = hp(0, low=0, doc="caps the searched range of schedule lengths (epochs, passes); 0: no cap")
+    holdout: float = hp(0.2, low=0.01, high=0.5, doc="fraction of the training set held out as the validation slice")
+    seed: int = hp(1000, low=0, doc="first tuning seed (split, holdout, Original); never a reported seed")
+    repeats: int = hp(2, low=1, doc="tuning seeds per trial (seed, seed+1, ...); the pruner acts between cells")
+    sampler_seed: int = hp(0, low=0, doc="seeds the TPE sampler")
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     description: str
@@ -47,11 +61,13 @@ class Profile:
     task: str = "classify"  # the kind of task (bench/tasks)
     task_params: dict[str, Any] = field(default_factory=dict)  # the task's settings, validated by the task
     source: str = ""
+    tune: TuneConfig = field(default_factory=TuneConfig)
+    tuned_path: Path | None = None  # the file `bench tune` writes and `bench run` applies (key `tuned`)
 
 
 _TOP_KEYS = {"description", "dataset", "model", "device", "seeds", "scenarios", "forget_class", "methods",
              "threads", "download", "smoke", "train", "eval", "params",
-             "task", "task_params"}
+             "task", "task_params", "tune", "tuned"}
 
 
 def available() -> list[str]:
@@ -142,6 +158,13 @@ def parse(raw: dict[str, Any], name: str, source: str = "") -> Profile:
     forget_class = raw.get("forget_class", 9)
     if not isinstance(forget_class, int) or forget_class < 0:
         raise ConfigError(f"{where}: forget_class must be an integer >= 0")
+    tune = _section(TuneConfig, raw.get("tune", {}), f"{where} [tune]")
+    if set(range(tune.seed, tune.seed + tune.repeats)) & set(seeds):
+        raise ConfigError(f"{where} [tune]: tuning seeds {tune.seed}..{tune.seed + tune.repeats - 1} overlap the "
+                          f"reported seeds {seeds}; tuning must use seeds no reported cell uses (e.g. seed = 1000)")
+    tuned = raw.get("tuned")
+    if tuned is not None and not (isinstance(tuned, str) and tuned.endswith(".toml")):
+        raise ConfigError(f"{where}: tuned names a .toml file (relative to bench/profiles/), e.g. \"tuned/{name}.toml\"")
     return Profile(
         name=name,
         description=str(raw.get("description", "")),
@@ -161,4 +184,6 @@ def parse(raw: dict[str, Any], name: str, source: str = "") -> Profile:
         task=task,
         task_params=task_params,
         source=source,
+        tune=tune,
+        tuned_path=None if tuned is None else (Path(source).parent if source else PROFILE_DIR) / tuned,
     )

@@ -125,9 +125,27 @@ def _provenance(frame: pd.DataFrame, records: list[dict], failed: list[dict]) ->
         f"records produced: {created[0][:10]} to {created[-1][:10]}" if created else "records produced: unknown dates",
         f"code: {', '.join(commits)}",
     ]
+    items.append(_tuned_note(records))
     if failed:
         items.append("failed cells (not in the tables): " + "; ".join(f"`{r.get('cell_id')}`: {r.get('error', '?')}" for r in failed))
     return items
+
+
+def _tuned_note(records: list[dict]) -> str:
+    """Which rows ran with values chosen by `bench tune`, and with what budget."""
+    tuned: dict[tuple[str, str], dict] = {}
+    for r in records:
+        if r.get("status") == "ok" and r.get("tuned"):
+            kind = "class" if r["cell"]["scenario"].startswith("class") else "random"
+            tuned[r["cell"]["method"], kind] = r["tuned"]
+    if not tuned:
+        return "tuned rows: none (every method runs with its declared defaults / smoke settings)"
+    parts = []
+    for (method, kind), t in sorted(tuned.items()):
+        over = f", overridden: {', '.join(t['overridden'])}" if t.get("overridden") else ""
+        parts.append(f"{method} ({kind}: {t.get('budget', '?')}; best validation Avg-Gap {t.get('best_value', '?')}; "
+                     f"{t.get('date', '?')}, {str(t.get('commit', '?'))[:10]}{over})")
+    return "tuned rows (values from `bench tune`, see the profile's tuned file): " + "; ".join(parts)
 
 
 def build_page(results_dir: Path, records: list[dict], figures: list[Path]) -> pg.Page:

@@ -1,0 +1,1 @@
+"""Equal-budget hyperparameter search (`bench tune`): holdout data, Optuna studies, tuned profile data, reports."""
