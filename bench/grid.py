@@ -88,14 +88,14 @@ def method_params(profile: Profile, method: MethodInfo, kind: str, tuned_entries
                   overrides: dict[str, dict[str, Any]] | None = None) -> tuple[dict[str, Any], dict | None]:
     """A method's hyperparameters for one scenario kind, validated, and the provenance of tuned values used.
 
-    Layers, later wins: the method's defaults, its smoke settings (smoke profiles), the values
-    `bench tune` chose for this kind (the profile's `tuned` file), the profile's [params.METHOD],
-    `--set`."""
-    smoke = method.smoke if profile.smoke else {}
+    Layers, later wins: the method's defaults, its smoke settings (smoke profiles), the profile's
+    [params.METHOD] (the base a study starts from), the values `bench tune` chose for this kind
+    (the profile's `tuned` file), `--set`."""
+    base = {**(method.smoke if profile.smoke else {}), **profile.params.get(method.name, {})}
     entry = (tuned_entries or {}).get(method.name, {}).get(kind)
     chosen = dict(entry["params"]) if entry else {}
-    manual = {**profile.params.get(method.name, {}), **(overrides or {}).get(method.name, {})}
-    merged = {**smoke, **chosen, **manual}
+    manual = (overrides or {}).get(method.name, {})
+    merged = {**base, **chosen, **manual}
     params = dataclasses.asdict(method.params(merged))  # validates now, before any training
     if not entry:
         return params, None

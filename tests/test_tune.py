@@ -193,3 +193,35 @@ def test_plan_applies_tuned_values_per_kind_and_set_still_overrides(tmp_path):
     assert rl["class9"].params["lr"] == 0.05 and rl["class9"].params["epochs"] == 7
     assert rl["class9"].tuned == {"study": "p/RL/class", "best_value": 1.5, "budget": "12 trials", "overridden": ["epochs"]}
     assert rl["random10"].params["lr"] == METHODS.get("RL").params().lr and rl["random10"].tuned is None
+
+
+class Scripted:
+    """An executor whose cells 'score' a fixed function of the trial's lr (study mechanics only, no training)."""
+
+    def map(self, specs):
+        import math
+
+        for spec in specs:
+            gap = 10 * abs(math.log10(spec.params["lr"]) - math.log10(0.005))
+            yield spec, {"status": "ok", "metrics": {"avg_gap": gap, "RA": 0.0, "UA": 0.0, "TA": 0.0, "MIA": 0.0},
+                         "cost": {"pflops": 0.0}, "timing": {"unlearn_seconds": 0.0}}
+
+
+@pytest.mark.parametrize("repeats", [2, 1])
+def test_median_pruner_stops_hopeless_trials_between_cells_never_a_finished_one(tmp_path, repeats):
+    s = tiny_setup(tmp_path, tmp_path / "cache", tiny_profile(tmp_path, repeats=repeats))
+    study = st.run_study(s, Scripted(), trials=16)
+    trials = study.get_trials()
+    pruned = [t for t in trials if t.state.name == "PRUNED"]
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    assert len(trials) == 16 and len(pruned) + len(complete) == 16
+    if repeats == 1:  # a one-cell trial has nothing left to save: it always completes
+        assert not pruned
+        return
+    assert pruned, "some hopeless trial should have been stopped after its first cell"
+    for t in pruned:
+        assert len(t.user_attrs["cells"]) == 1 and t.user_attrs["pruned_reason"].startswith("median pruner after 1 cell")
+        earlier = [u.intermediate_values[0] for u in trials[: t.number] if u.state.name == "COMPLETE"]
+        assert t.intermediate_values[0] > statistics.median(earlier)
+    assert all(len(t.user_attrs["cells"]) == 2 for t in complete)
+    assert all(t.number >= st.STARTUP_TRIALS for t in pruned)

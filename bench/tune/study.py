@@ -190,7 +190,8 @@ def objective(s: StudySetup, executor, say: Callable[[str], None] | None = None)
         params = dataclasses.asdict(s.method.params({**s.base_params, **values}))
         gaps, cells, start = [], [], time.perf_counter()
         trial.set_user_attr("params", params)
-        for step, (seed, scenario) in enumerate((seed, sc) for seed in s.seeds for sc in s.scenarios):
+        plan = [(seed, sc) for seed in s.seeds for sc in s.scenarios]
+        for step, (seed, scenario) in enumerate(plan):
             spec = s.cell(params, scenario, seed)
             _, record = next(iter(executor.map([spec])))
             if record["status"] != "ok":
@@ -207,7 +208,7 @@ def objective(s: StudySetup, executor, say: Callable[[str], None] | None = None)
             trial.report(value, step)
             if say:
                 say(f"{s.name} trial {trial.number} cell {step + 1}: gap {m['avg_gap']:.3f} (mean {value:.3f})")
-            if trial.should_prune():
+            if step + 1 < len(plan) and trial.should_prune():  # the last cell completes the trial: never pruned
                 trial.set_user_attr("cells", cells)
                 trial.set_user_attr("seconds", time.perf_counter() - start)
                 trial.set_user_attr("pruned_reason", f"median pruner after {step + 1} cell(s): mean {value:.4g}")

@@ -10,8 +10,9 @@ One table per method and scenario kind, holding the chosen values and where they
     trials = 20
     ...
 
-`bench run` applies `params` to the cells of that kind (after the method's smoke settings,
-before the profile's own [params.METHOD] and `--set`, which still override), and records
+`bench run` applies `params` to the cells of that kind (over the method's smoke settings and
+the profile's own [params.METHOD], the base the study started from; `--set` still
+overrides), and records
 the provenance in each cell's record, so tables and the leaderboard can say which rows
 are tuned and with what budget. `bench tune --write` (re)writes the file.
 """
