@@ -112,7 +112,7 @@ class StudySetup:
             model=p.model or DATASETS.get(p.dataset).default_model, scenario=scenario, seed=seed,
             train=dataclasses.asdict(p.train), eval=dataclasses.asdict(p.eval), device=self.device,
             forget_class=p.forget_class, data_root=str(self.data_root), cache_dir=str(self.cache_dir),
-            download=self.download, threads=p.threads,
+            download=self.download, threads=p.threads, task=p.task, task_params=dict(p.task_params),
             tuning={"holdout": self.holdout.fraction, "holdout_seed": self.holdout.seed,
                     "budget_pflops": self.budget_pflops},
         )
