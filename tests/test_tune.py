@@ -229,3 +229,22 @@ def test_median_pruner_stops_hopeless_trials_between_cells_never_a_finished_one(
         assert t.intermediate_values[0] > statistics.median(earlier)
     assert all(len(t.user_attrs["cells"]) == 2 for t in complete)
     assert all(t.number >= st.STARTUP_TRIALS for t in pruned)
+
+
+def test_report_gives_best_spread_and_a_deterministic_plot(tmp_path):
+    from bench.tune import report
+
+    s = tiny_setup(tmp_path, tmp_path / "cache", tiny_profile(tmp_path, repeats=1))
+    study = st.run_study(s, Scripted(), trials=6)
+    row = report.summarize(study, "lr")
+    values = [t.value for t in study.get_trials()]
+    assert row["complete"] == 6 and row["pruned"] == 0
+    assert row["best"] == min(values) and row["worst"] == max(values)
+    assert row["median"] == statistics.median(values) and row["std"] == pytest.approx(statistics.pstdev(values))
+    assert row["best_params"] == study.best_params and len(row["points"]) == 6
+    first = report.write_report([row], tmp_path / "a", "# t")
+    second = report.write_report([row], tmp_path / "b", "# t")
+    assert [p.name for p in first] == ["tune_report.md", "objective_vs_main_hparam.png", "objective_vs_main_hparam.svg"]
+    for a, b in zip(first, second):
+        assert a.read_bytes() == b.read_bytes(), a.name
+    assert f"| {s.name} | 6 + 0 | {min(values):.3f} |" in first[0].read_text()
