@@ -29,6 +29,7 @@ from bench.errors import CellFailure, ConfigError
 from bench.flops import CostModel, SampleCounter, cost_model
 from bench.method import METHODS, ReportedCost, UnlearnContext
 from bench.metrics import EvalSets, avg_gap, evaluate
+from bench.outputs import OUTPUT_SAMPLE, collect_outputs
 from bench.progress import SILENT, Progress
 from bench.reference import ReferenceModels, counts_from_meta, device_sets
 from bench.splits import Split, derive_seed, draw_split, parse_scenario
@@ -55,6 +56,8 @@ class CellSpec:
     forget_class: int = 9
     task: str = CLASSIFY  # the kind of task (bench/tasks); its settings, validated, in task_params
     task_params: dict[str, Any] = field(default_factory=dict)
+    replica: int = 0  # audit replicas: k > 0 is another Retrain seed / method seed on the same split and Original
+    outputs_sample: int = OUTPUT_SAMPLE  # size of the fixed D_r and D_t samples whose logits are stored
     # where things live and how to get them: not part of the cell's identity
     data_root: str = ""
     cache_dir: str = ""
@@ -67,15 +70,21 @@ class CellSpec:
 
     @property
     def cell_id(self) -> str:
-        return f"{self.method}__{self.dataset}__{self.model}__{self.scenario}__seed{self.seed}"
+        base = f"{self.method}__{self.dataset}__{self.model}__{self.scenario}__seed{self.seed}"
+        return f"{base}__rep{self.replica}" if self.replica else base
 
     def identity(self) -> dict[str, Any]:
-        """What determines the cell's result (paths and thread counts do not)."""
+        """What determines the cell's result (paths and thread counts do not). The tuning and
+        audit fields enter only when set, so the hashes of ordinary cells do not change."""
         keep = ("method", "params", "dataset", "model", "scenario", "seed", "train", "eval", "device", "forget_class",
                 "task", "task_params")
         identity = {k: getattr(self, k) for k in keep}
-        if self.tuning is not None:  # only then, so the hashes of ordinary cells do not change
+        if self.tuning is not None:
             identity["tuning"] = self.tuning
+        if self.replica:
+            identity["replica"] = self.replica
+        if self.outputs_sample != OUTPUT_SAMPLE:
+            identity["outputs_sample"] = self.outputs_sample
         return identity
 
     @property
@@ -109,7 +118,8 @@ def record_envelope(spec: CellSpec) -> dict[str, Any]:
         "task": spec.task,
         "gap_metrics": list(TASKS.get(spec.task).gap_metrics),
         "cell": {"method": spec.method, "dataset": spec.dataset, "model": spec.model,
-                 "scenario": spec.scenario, "seed": spec.seed, "profile": spec.profile},
+                 "scenario": spec.scenario, "seed": spec.seed, "profile": spec.profile,
+                 **({"replica": spec.replica} if spec.replica else {})},
         "config": spec.identity(),
         "config_hash": spec.config_hash,
     }
@@ -170,15 +180,15 @@ def prepare_cell(spec: CellSpec, progress: Progress = SILENT) -> PreparedCell:
     counter.attach(model)
 
     def retrain_provider() -> tuple[dict, ReportedCost]:
-        state, meta = refs.retrain(split)
+        state, meta = refs.retrain(split, replica=spec.replica)
         return state, ReportedCost(counts_from_meta(meta), meta["seconds"], meta["device"], meta["cached"],
                                    meta.get("peak_memory_mb"))
 
     ctx = UnlearnContext(
         engine=engine, model=model, retain=retain, forget=forget, test=test_all, scenario=scenario,
-        num_classes=ds.num_classes, seed=derive_seed(spec.seed, "method", spec.method), counter=counter,
+        num_classes=ds.num_classes, seed=method_seed(spec), counter=counter,
         make_original=lambda: refs.load(original_state), retrain=retrain_provider, progress=progress,
-        label=f"{spec.method} {spec.scenario} s{spec.seed}",
+        label=f"{spec.method} {spec.scenario} s{spec.seed}" + (f" rep{spec.replica}" if spec.replica else ""),
     )
     costs = cost_model(spec.model, ds.channels, ds.num_classes, ds.image_size)
     holdout_detail = None
@@ -186,6 +196,13 @@ def prepare_cell(spec: CellSpec, progress: Progress = SILENT) -> PreparedCell:
         full = len(data.train_y) + len(data.test_y)
         holdout_detail = Holdout(spec.tuning["holdout"], spec.tuning["holdout_seed"]).describe(full)
     return PreparedCell(spec, engine, refs, split, sets, params, ctx, counter, costs, holdout_detail)
+
+
+def method_seed(spec: CellSpec) -> int:
+    """The method's randomness: replica k > 0 draws another seed from the same Original."""
+    if spec.replica:
+        return derive_seed(spec.seed, "method", spec.method, "replica", spec.replica)
+    return derive_seed(spec.seed, "method", spec.method)
 
 
 def run_cell(spec: CellSpec, progress: Progress = SILENT) -> dict[str, Any]:
@@ -221,6 +238,8 @@ def run_classifier_cell(spec: CellSpec, progress: Progress = SILENT) -> dict[str
     if any(not math.isfinite(metrics[k]) for k in ("RA", "UA", "TA", "MIA")):
         raise CellFailure(f"metrics are not finite: {metrics}")
     metrics["avg_gap"] = avg_gap(metrics, reference)
+    outputs = collect_outputs(engine, cell.model, cell.sets, spec.outputs_sample,
+                              derive_seed(spec.seed, "audit-sample", spec.scenario), eval_bs)
 
     reported = ctx.reported_cost or ReportedCost(cell.counter.counts, seconds, engine.device_name(), False, peak_memory_mb)
     return {
@@ -245,6 +264,7 @@ def run_classifier_cell(spec: CellSpec, progress: Progress = SILENT) -> dict[str
         "created": now_iso(),
         **({"tuned": spec.tuned} if spec.tuned else {}),
         **({"tuning": {**spec.tuning, "holdout_detail": cell.holdout_detail}} if spec.tuning else {}),
+        "_outputs": outputs,  # written beside the record by RecordStore.write, which replaces this by its hash
     }
 
 

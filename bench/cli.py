@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cache-dir", help=f"decoded tensors and checkpoints (default: ${paths.CACHE_ENV} or ~/.cache/unlearn-bench)")
     run.add_argument("--results", help="results folder (default: results/local/<profile>, git-ignored)")
     run.add_argument("--force", action="store_true", help="redo cells that already have a finished record")
+    run.add_argument("--replicas", type=int, metavar="K",
+                     help="audit replicas: K Retrain seeds and K method seeds per scenario (default: the profile's [audit])")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="METHOD.key=value",
                      help="override a method hyperparameter (repeatable)")
     run.add_argument("--offline", action="store_true", help=f"never try to download data (also ${paths.OFFLINE_ENV}=1)")
@@ -150,7 +152,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     data_root, cache_dir = paths.data_root(args.data_root), paths.cache_dir(args.cache_dir)
     download = profile.download and not args.offline and not paths.offline_by_env()
     cells, notes = plan(profile, methods, scenarios=args.scenarios, seeds=args.seeds, device=args.device,
-                        data_root=data_root, cache_dir=cache_dir, download=download, overrides=_overrides(args.overrides))
+                        data_root=data_root, cache_dir=cache_dir, download=download, overrides=_overrides(args.overrides),
+                        replicas=args.replicas)
     from bench.cell import resolve_device
 
     resolve_device(cells[0].device)  # a missing GPU is a usage error now, not 40 failed cells later

@@ -44,9 +44,15 @@ def plan(
     cache_dir: Path,
     download: bool = True,
     overrides: dict[str, dict[str, Any]] | None = None,
+    replicas: int | None = None,
 ) -> tuple[list[CellSpec], list[str]]:
     """The cells to run, and notes on combinations left out (a method that does not
-    support a scenario kind)."""
+    support a scenario kind).
+
+    With K = `replicas` (else the profile's [audit] replicas) >= 2, each (scenario, seed) of
+    the audit's scenarios also gets replicas 1..K-1 of every cell: Retrain with other
+    seeds on the same split, each method with other method seeds from the same Original.
+    They are ordinary cells (the replica index is part of their identity and id)."""
     spec = DATASETS.get(profile.dataset)
     model = profile.model or spec.default_model
     MODELS.get(model)
@@ -59,26 +65,35 @@ def plan(
     for m in methods:
         for kind in {s.kind for s in parsed}:
             params[m.name, kind], provenance[m.name, kind] = method_params(profile, m, kind, tuned_entries, overrides)
+    k = profile.audit.replicas if replicas is None else replicas
+    if k < 0:
+        raise ConfigError(f"replicas must be >= 0, got {k}")
+    audited = {parse_scenario(s, spec.num_classes, profile.forget_class).name
+               for s in (profile.audit.scenarios or [p.name for p in parsed])}
     cells, notes = [], []
     for seed in seeds or profile.seeds:
         for scenario in parsed:
-            for m in methods:
-                if not m.supports_task(profile.task):
-                    notes.append(f"{m.name} does not support the {profile.task} task; skipped")
-                    continue
-                if scenario.kind not in m.scenarios:
-                    notes.append(f"{m.name} does not support {scenario.kind} forgetting; {scenario.name} skipped for it")
-                    continue
-                cells.append(
-                    CellSpec(
-                        profile=profile.name, method=m.name, params=params[m.name, scenario.kind], dataset=spec.name, model=model,
-                        scenario=scenario.name, seed=seed, train=dataclasses.asdict(profile.train),
-                        eval=dataclasses.asdict(profile.eval), device=device or profile.device,
-                        forget_class=profile.forget_class, data_root=str(data_root), cache_dir=str(cache_dir),
-                        download=download, threads=profile.threads, task=profile.task,
-                        task_params=dict(profile.task_params), tuned=provenance[m.name, scenario.kind],
+            for replica in range(k if k >= 2 and scenario.name in audited else 1):
+                for m in methods:
+                    if not m.supports_task(profile.task):
+                        if not replica:
+                            notes.append(f"{m.name} does not support the {profile.task} task; skipped")
+                        continue
+                    if scenario.kind not in m.scenarios:
+                        if not replica:
+                            notes.append(f"{m.name} does not support {scenario.kind} forgetting; {scenario.name} skipped for it")
+                        continue
+                    cells.append(
+                        CellSpec(
+                            profile=profile.name, method=m.name, params=params[m.name, scenario.kind], dataset=spec.name,
+                            model=model, scenario=scenario.name, seed=seed, train=dataclasses.asdict(profile.train),
+                            eval=dataclasses.asdict(profile.eval), device=device or profile.device,
+                            forget_class=profile.forget_class, data_root=str(data_root), cache_dir=str(cache_dir),
+                            download=download, threads=profile.threads, task=profile.task,
+                            task_params=dict(profile.task_params), tuned=provenance[m.name, scenario.kind],
+                            replica=replica, outputs_sample=profile.audit.sample,
+                        )
                     )
-                )
     if not cells:
         raise ConfigError("nothing to run: no method supports the chosen scenarios")
     return cells, sorted(set(notes))
@@ -151,7 +166,7 @@ def run_grid(specs: list[CellSpec], store: RecordStore, executor: Executor, prog
 
 def describe(record: dict) -> str:
     c = record["cell"]
-    head = f"{c['method']:<10} {c['scenario']:<9} seed {c['seed']}"
+    head = f"{c['method']:<10} {c['scenario']:<9} seed {c['seed']}" + (f" rep {c['replica']}" if c.get("replica") else "")
     if record["status"] != "ok":
         return f"{head}  FAILED  {record['error']}"
     m, t = record["metrics"], record["timing"]

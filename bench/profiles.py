@@ -42,6 +42,16 @@ class TuneConfig:
 
 
 @dataclass(frozen=True)
+class AuditConfig:
+    """[audit]: the per-example audit's replicas (see bench/audit and docs/audit.md)."""
+
+    replicas: int = 0  # K >= 2: K Retrain models and K runs of each method per (scenario, seed); 0 or 1: none
+    scenarios: tuple[str, ...] | None = None  # scenarios that get replicas (None: all of the profile's)
+    sample: int = 500  # D_r and D_t samples whose logits every cell stores
+    recipe: str = ""  # a name for the [train] recipe the replicas use, shown in the audit table
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     description: str
@@ -63,11 +73,12 @@ class Profile:
     source: str = ""
     tune: TuneConfig = field(default_factory=TuneConfig)
     tuned_path: Path | None = None  # the file `bench tune` writes and `bench run` applies (key `tuned`)
+    audit: AuditConfig = AuditConfig()
 
 
 _TOP_KEYS = {"description", "dataset", "model", "device", "seeds", "scenarios", "forget_class", "methods",
              "threads", "download", "smoke", "train", "eval", "params",
-             "task", "task_params", "tune", "tuned"}
+             "task", "task_params", "tune", "tuned", "audit"}
 
 
 def available() -> list[str]:
@@ -105,6 +116,25 @@ def _check_recipe(recipe: TrainRecipe, where: str) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(f"{where}: {message}")
+
+
+def _audit(table: Any, where: str) -> AuditConfig:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table")
+    known = {f.name for f in dataclasses.fields(AuditConfig)}
+    for key in table:
+        if key not in known:
+            raise ConfigError(f"{where}: unknown key {key!r}; known: {', '.join(sorted(known))}")
+    replicas, sample = table.get("replicas", 0), table.get("sample", 500)
+    if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+        raise ConfigError(f"{where}: replicas must be an integer >= 0 (K >= 2 turns the audit on)")
+    if not isinstance(sample, int) or isinstance(sample, bool) or sample < 1:
+        raise ConfigError(f"{where}: sample must be an integer >= 1")
+    scenarios = table.get("scenarios")
+    if scenarios is not None and not (isinstance(scenarios, list) and all(isinstance(s, str) for s in scenarios)):
+        raise ConfigError(f"{where}: scenarios must be a list of scenario names")
+    return AuditConfig(replicas=replicas, scenarios=tuple(scenarios) if scenarios is not None else None,
+                       sample=sample, recipe=str(table.get("recipe", "")))
 
 
 def load(name_or_path: str) -> Profile:
@@ -186,4 +216,5 @@ def parse(raw: dict[str, Any], name: str, source: str = "") -> Profile:
         source=source,
         tune=tune,
         tuned_path=None if tuned is None else (Path(source).parent if source else PROFILE_DIR) / tuned,
+        audit=_audit(raw.get("audit", {}), f"{where} [audit]"),
     )

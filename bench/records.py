@@ -14,6 +14,7 @@ from typing import Any, Iterator
 
 from bench import atomic
 from bench.cell import SCHEMA_VERSION, CellSpec
+from bench.outputs import write_outputs
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +44,15 @@ class RecordStore:
             and record.get("status") == "ok"
             and record.get("schema") == SCHEMA_VERSION
             and record.get("config_hash") == spec.config_hash
+            and ("outputs" not in record or (self.records_dir / record["outputs"]["file"]).is_file())
         )
 
     def write(self, record: dict[str, Any]) -> Path:
+        """Write the record; per-example outputs it carries (`_outputs`) go first into their own
+        file, and the record keeps that file's name and hash instead."""
+        arrays = record.pop("_outputs", None)
+        if arrays is not None:
+            record["outputs"] = write_outputs(self.records_dir, record["cell_id"], arrays)
         path = self.path(record["cell_id"])
         atomic.write_json(path, record)
         return path

@@ -62,8 +62,8 @@ class ReferenceModels:
         model.load_state_dict(state)
         return self.engine.prepare(model)
 
-    def _key(self, kind: str, seed: int, train_indices: torch.Tensor) -> dict[str, Any]:
-        return {
+    def _key(self, kind: str, seed: int, train_indices: torch.Tensor, replica: int = 0) -> dict[str, Any]:
+        key = {
             "kind": kind,
             "engine_version": ENGINE_VERSION,
             "dataset": self.data.spec.name,
@@ -75,16 +75,22 @@ class ReferenceModels:
             "n_train": int(train_indices.numel()),
             "precision": "bf16-autocast" if self.engine.amp else "fp32",
         }
+        if replica:
+            key["replica"] = replica
+        return key
 
     def original(self, seed: int) -> tuple[dict, dict]:
         all_indices = torch.arange(len(self.data.train_y))
         return self._get_or_train("original", seed, all_indices, f"Original s{seed}")
 
-    def retrain(self, split: Split) -> tuple[dict, dict]:
-        return self._get_or_train("retrain", split.seed, split.retain, f"Retrain {split.scenario.name} s{split.seed}")
+    def retrain(self, split: Split, replica: int = 0) -> tuple[dict, dict]:
+        """Retrain on the split's D_r; replica k > 0 is the same recipe with another initialisation
+        and data order (the audit's Retrain ensemble)."""
+        desc = f"Retrain {split.scenario.name} s{split.seed}" + (f" rep{replica}" if replica else "")
+        return self._get_or_train("retrain", split.seed, split.retain, desc, replica)
 
-    def _get_or_train(self, kind: str, seed: int, indices: torch.Tensor, desc: str) -> tuple[dict, dict]:
-        key = self._key(kind, seed, indices)
+    def _get_or_train(self, kind: str, seed: int, indices: torch.Tensor, desc: str, replica: int = 0) -> tuple[dict, dict]:
+        key = self._key(kind, seed, indices, replica)
         mem_key = key_hash(key)
         if mem_key in _memory:
             _memory.move_to_end(mem_key)
@@ -94,7 +100,7 @@ class ReferenceModels:
             state, meta = loaded
             meta = {**meta, "cached": True}
         else:
-            state, meta = self._train(kind, seed, indices, desc)
+            state, meta = self._train(kind, seed, indices, desc, replica)
             self.store.save(kind, key, state, meta)
             meta = {**meta, "cached": False}
         _memory[mem_key] = (state, meta)
@@ -102,14 +108,15 @@ class ReferenceModels:
             _memory.popitem(last=False)
         return state, meta
 
-    def _train(self, kind: str, seed: int, indices: torch.Tensor, desc: str) -> tuple[dict, dict]:
+    def _train(self, kind: str, seed: int, indices: torch.Tensor, desc: str, replica: int = 0) -> tuple[dict, dict]:
         train_all, _ = device_sets(self.data, self.engine.device)
         subset = train_all.take(indices.to(self.engine.device), name=kind)
-        model = self.engine.prepare(self.new_model(derive_seed(seed, kind, "init")))
+        extra = ("replica", replica) if replica else ()
+        model = self.engine.prepare(self.new_model(derive_seed(seed, kind, "init", *extra)))
         counter = SampleCounter()
         counter.attach(model)
         self.engine.reset_peak_memory()
-        stats = self.engine.train_supervised(model, subset, self.recipe, derive_seed(seed, kind, "train"), self.progress, desc)
+        stats = self.engine.train_supervised(model, subset, self.recipe, derive_seed(seed, kind, "train", *extra), self.progress, desc)
         counter.detach()
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         return state, {**stats, "samples": counter.counts.as_dict(), "peak_memory_mb": self.engine.peak_memory_mb()}

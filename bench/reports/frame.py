@@ -59,8 +59,8 @@ def records_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
     """One row per record with status "ok" (failed records are left out; see `failed_records`)."""
     rows = []
     for record in records:
-        if record.get("status") != "ok":
-            continue
+        if record.get("status") != "ok" or record.get("cell", {}).get("replica"):
+            continue  # audit replicas (replica > 0) are read by `bench audit`, not counted as seeds here
         try:
             rows.append(_row(record))
         except (KeyError, TypeError, ValueError) as exc:
