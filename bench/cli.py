@@ -1,4 +1,4 @@
-"""Command line: `python -m bench {run,list,tune,table,leaderboard,compare,baseline,embed,perf}`.
+"""Command line: `python -m bench {run,list,tune,table,leaderboard,audit,compare,baseline,embed,perf}`.
 
 Exit status: 0 success; 1 some cells failed (the grid still finished) or `compare`
 found a regression; 2 a usage error (one line on stderr saying what to do).
@@ -85,6 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a results folder, or a folder of them (one page each; default: results)")
     board.add_argument("--no-plots", action="store_true", help="pages without (re)drawing the figures")
 
+    audit = sub.add_parser("audit", help="per-example privacy audit of a folder's replicas (challenge score, U-LiRA, KLoM)")
+    audit.add_argument("--results", default=str(paths.local_results("quick")),
+                       help="results folder with replicas (from `bench run --replicas K`; default: results/local/quick)")
+    audit.add_argument("--variance", choices=("per_example", "global"), default="per_example",
+                       help="U-LiRA's Gaussians: per-example variances (default) or one pooled variance per kind")
+    audit.add_argument("--plot-methods", type=int, default=4, help="methods drawn in figures/audit_epsilon (default: 4)")
+
     compare = sub.add_parser("compare", help="check results against a stored baseline; exit 1 on a regression")
     compare.add_argument("results", help="results folder (with records/) or a baseline file")
     compare.add_argument("--against", required=True, help="baseline file (e.g. results/quick/baseline.json) or results folder")
@@ -166,6 +173,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     store = RecordStore(results_dir)
     progress.write(f"profile {profile.name}: {len(cells)} cells -> {results_dir}")
     summary = run_grid(cells, store, InProcessExecutor(progress), progress, force=args.force)
+    if any(c.replica for c in cells):
+        from bench.audit.report import write_audit
+
+        _, written = write_audit(results_dir)
+        progress.write(f"audit: {', '.join(str(p) for p in written[:2])}")
 
     markdown, csv_path, md_path = write_summary(store.all(), results_dir)
     print(markdown, end="")
@@ -286,7 +298,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "list": cmd_list, "perf": cmd_perf, "tune": cmd_tune, **{
-    name: _report(name) for name in ("table", "leaderboard", "compare", "baseline", "embed")}}
+    name: _report(name) for name in ("table", "leaderboard", "compare", "baseline", "embed", "audit")}}
 
 
 def main(argv: list[str] | None = None) -> int:

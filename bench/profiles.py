@@ -48,7 +48,6 @@ class AuditConfig:
     replicas: int = 0  # K >= 2: K Retrain models and K runs of each method per (scenario, seed); 0 or 1: none
     scenarios: tuple[str, ...] | None = None  # scenarios that get replicas (None: all of the profile's)
     sample: int = 500  # D_r and D_t samples whose logits every cell stores
-    recipe: str = ""  # a name for the [train] recipe the replicas use, shown in the audit table
 
 
 @dataclass(frozen=True)
@@ -134,7 +133,7 @@ def _audit(table: Any, where: str) -> AuditConfig:
     if scenarios is not None and not (isinstance(scenarios, list) and all(isinstance(s, str) for s in scenarios)):
         raise ConfigError(f"{where}: scenarios must be a list of scenario names")
     return AuditConfig(replicas=replicas, scenarios=tuple(scenarios) if scenarios is not None else None,
-                       sample=sample, recipe=str(table.get("recipe", "")))
+                       sample=sample)
 
 
 def load(name_or_path: str) -> Profile:

@@ -15,7 +15,7 @@ from bench.errors import ConfigError
 
 def table(args: argparse.Namespace) -> int:
     from bench.reports.frame import load_records, records_frame
-    from bench.reports.tables import render_csv, render_latex, summary_table, write_summary
+    from bench.reports.tables import attach_audit, render_csv, render_latex, summary_table, write_summary
 
     results_dir = Path(args.results)
     records = load_records(results_dir)
@@ -23,7 +23,7 @@ def table(args: argparse.Namespace) -> int:
     if args.format == "md":
         print(markdown, end="")
     else:
-        summary = summary_table(records_frame(records))
+        summary = attach_audit(summary_table(records_frame(records)), results_dir)
         print(render_csv(summary) if args.format == "csv" else render_latex(summary), end="")
     print(f"tables: {md_path}, {csv_path}, {md_path.with_suffix('.tex')}", file=sys.stderr)
     return 0
@@ -110,4 +110,18 @@ def embed(args: argparse.Namespace) -> int:
     written = draw(spec, out, DATASETS.get(spec.dataset).classes, views, args.max_points, args.curvature)
     for path in written:
         print(path)
+    return 0
+
+
+def audit(args: argparse.Namespace) -> int:
+    import time
+
+    from bench.audit.report import render_markdown, write_audit
+
+    if args.plot_methods < 1:
+        raise ConfigError("--plot-methods must be at least 1")
+    start = time.perf_counter()
+    table, written = write_audit(Path(args.results), variance=args.variance, plot_methods=args.plot_methods)
+    print(render_markdown(table), end="")
+    print(f"audit ({time.perf_counter() - start:.1f} s): {', '.join(str(p) for p in written)}", file=sys.stderr)
     return 0

@@ -21,7 +21,7 @@ from bench.errors import ConfigError
 from bench.reports import page as pg
 from bench.reports.frame import GROUP, REFERENCE_METHODS, failed_records, load_records, method_order, records_frame, scenario_order, sort_frame
 from bench.reports.stats import bootstrap_interval
-from bench.reports.tables import fmt_pflops, summary_table, table_cells
+from bench.reports.tables import attach_audit, fmt_pflops, summary_table, table_cells
 
 RANK_HEADERS = ["Rank", "Method", "Avg-Gap", "95% CI", "Seeds", "PFLOPs", "% of Retrain's PFLOPs", "Seconds"]
 
@@ -179,7 +179,7 @@ def build_page(results_dir: Path, records: list[dict], figures: list[Path]) -> p
     page.add(pg.Heading(2, "Avg-Gap tables (CoUn layout)"),
              pg.Para("Mean ± std over seeds, |gap to Retrain| in parentheses; bold: lowest Avg-Gap among "
                      "unlearning methods (Retrain and Original are references)."))
-    summary = summary_table(frame)
+    summary = attach_audit(summary_table(frame), results_dir)
     for key, block in summary.groupby(GROUP, sort=False):
         headings, rows, best = table_cells(block)
         gap_col = headings.index("Avg-Gap")

@@ -52,6 +52,23 @@ def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+AUDIT_COLUMNS = {"F": "F", "final_score": "Final", "ulira_auc": "U-LiRA AUC", "klom_forget_p95": "KLoM P95"}
+
+
+def attach_audit(summary: pd.DataFrame, results_dir: Path) -> pd.DataFrame:
+    """Add the audit's columns (`bench audit`'s audit.csv in `results_dir`, mean over seeds) and
+    Retrain's noise floor per block, where audit data exists; unchanged otherwise."""
+    from bench.audit.report import read_audit
+
+    audit = read_audit(results_dir)
+    if audit is None or summary.empty:
+        return summary
+    audit = audit.astype({"dataset": str, "model": str, "scenario": str, "method": str})
+    per_method = audit.groupby(KEY, sort=False)[list(AUDIT_COLUMNS)].mean().reset_index()
+    per_block = audit.groupby(GROUP, sort=False)["retrain_noise_avg_gap"].mean().rename("retrain_noise").reset_index()
+    return summary.merge(per_method, on=KEY, how="left").merge(per_block, on=GROUP, how="left")
+
+
 # ---------------------------------------------------------------------- formatting
 
 
@@ -85,7 +102,12 @@ def _metric_cell(row: pd.Series, metric: str) -> str:
 def table_columns(block: pd.DataFrame) -> list[str]:
     """Headings; the forgotten class's own test accuracy only for class-wise blocks."""
     extra = ["Forget-class TA"] if block["forget_class_TA_mean"].notna().any() else []
-    return ["Method", "RA", "UA", "TA", "MIA"] + extra + ["Avg-Gap", "PFLOPs", "Seconds"]
+    audit = list(AUDIT_COLUMNS.values()) if _has_audit(block) else []
+    return ["Method", "RA", "UA", "TA", "MIA"] + extra + ["Avg-Gap"] + audit + ["PFLOPs", "Seconds"]
+
+
+def _has_audit(block: pd.DataFrame) -> bool:
+    return "F" in block and bool(block["F"].notna().any())
 
 
 def table_cells(block: pd.DataFrame) -> tuple[list[str], list[list[str]], list[bool]]:
@@ -96,8 +118,10 @@ def table_cells(block: pd.DataFrame) -> tuple[list[str], list[list[str]], list[b
         cells = [row["method"]] + [_metric_cell(row, m) for m in GAP_METRICS]
         if "Forget-class TA" in headings:
             cells.append(_metric_cell(row, "forget_class_TA"))
-        cells += [fmt(row["avg_gap_mean"], row["avg_gap_std"]), _pflops_cell(row),
-                  fmt(row["seconds_mean"], row["seconds_std"], 1)]
+        cells.append(fmt(row["avg_gap_mean"], row["avg_gap_std"]))
+        if "F" in headings:
+            cells += [fmt(row[c], math.nan, 3) for c in AUDIT_COLUMNS]
+        cells += [_pflops_cell(row), fmt(row["seconds_mean"], row["seconds_std"], 1)]
         rows.append(cells)
         best.append(bool(row["best"]))
     return headings, rows, best
@@ -106,7 +130,10 @@ def table_cells(block: pd.DataFrame) -> tuple[list[str], list[list[str]], list[b
 def block_title(key: tuple, block: pd.DataFrame) -> str:
     seeds = sorted({s for lst in block["seed_list"] for s in lst.split(",")}, key=int)
     devices = sorted({d for ds in block["devices"] for d in ds.split("; ")})
-    return f"{' / '.join(key)}  (seeds {', '.join(seeds)}; {', '.join(devices)})"
+    noise = ""
+    if "retrain_noise" in block and block["retrain_noise"].notna().any():
+        noise = f"; Retrain replicas' Avg-Gap to Retrain: {block['retrain_noise'].dropna().iloc[0]:.2f}"
+    return f"{' / '.join(key)}  (seeds {', '.join(seeds)}; {', '.join(devices)}{noise})"
 
 
 def render_markdown(summary: pd.DataFrame, heading: str = "###", note: bool = True) -> str:
@@ -161,9 +188,9 @@ def render_csv(summary: pd.DataFrame) -> str:
 def write_summary(records: Iterable[dict], results_dir: Path) -> tuple[str, Path, Path]:
     """Write summary.md, summary.csv and summary.tex under `results_dir`; return the Markdown
     and the CSV and Markdown paths (the .tex sits beside them)."""
-    summary = summary_table(records_frame(records))
-    markdown = render_markdown(summary)
     results_dir = Path(results_dir)
+    summary = attach_audit(summary_table(records_frame(records)), results_dir)
+    markdown = render_markdown(summary)
     csv_path, md_path, tex_path = (results_dir / f"summary.{ext}" for ext in ("csv", "md", "tex"))
     atomic.write_text(csv_path, render_csv(summary))
     atomic.write_text(md_path, markdown)
