@@ -80,6 +80,16 @@ def test_the_original_scores_the_worst():
     assert challenge.forgetting_quality(eps, K) == 0.0
 
 
+def test_a_point_mass_inside_retrains_spread_is_capped():
+    # The challenge's rule for a peaky distribution: identical replicas that coincide with one
+    # Retrain model's value are never perfectly separated (every interval holding them holds
+    # that model too; every other rule has an error rate of 0 and is discarded), so only the
+    # range-ratio rule gives them the cap.
+    retrain = _retrain_like(10)[:, :5]
+    point = np.tile(retrain[0], (K, 1))
+    assert np.all(challenge.epsilons(point, retrain) == challenge.EPSILON_CAP)
+
+
 def test_ulira_separates_memorised_from_unseen_and_not_two_retrains():
     retrain, other = _retrain_like(10), _retrain_like(11)
     memorised = _retrain_like(12) + 3.0  # the models still fit D_f: higher confidence on every example
@@ -120,8 +130,11 @@ def test_klom_zero_for_same_histogram_large_for_disjoint():
     far = klom.klom(same + 100.0, same)
     # disjoint supports: the 4 shifted margins share the top bin (width 104/20), where q has 0
     np.testing.assert_allclose(far, np.log(1.0 / 1e-5))
-    # the largest sample counts (the last bin is closed)
-    assert klom.example_klom(np.array([0.0, 1.0]), np.array([0.0, 1.0])) == 0.0
+    # the largest sample counts (the last bin is closed): p = {bin 0: .5, bin 19: .5}, q = {bin 0: .5, bin 10: .5}
+    assert klom.example_klom(np.array([0.0, 1.0]), np.array([0.0, 0.5])) == pytest.approx(0.5 * np.log(0.5 / 1e-5))
+    # KL(method || Retrain), not the reverse: mass where Retrain has none is what costs
+    assert klom.example_klom(np.array([0.0, 0.0, 0.0, 1.0]), np.array([0.0, 0.0, 1.0, 1.0])) == pytest.approx(
+        0.75 * np.log(0.75 / 0.5) + 0.25 * np.log(0.25 / 0.5))
     retrain, other = _retrain_like(10), _retrain_like(11)
     assert np.median(klom.klom(other, retrain)) < np.median(klom.klom(retrain + 3.0, retrain))
 
