@@ -85,13 +85,6 @@ def write_tar_xz(path, members):
             tar.addfile(info, io.BytesIO(payload))
 
 
-@pytest.fixture(autouse=True)
-def _fresh_memo():
-    catalog._MEMO.clear()
-    yield
-    catalog._MEMO.clear()
-
-
 # --------------------------------------------------------------------------- tests
 
 
