@@ -3,7 +3,9 @@
 `CellSpec` is plain data (JSON-serialisable): everything a cell needs, so a cell
 is a pure function of its spec and can be shipped to any executor. `run_cell`
 does the work; `execute_cell` never raises for a failing method, it returns a
-record with status "failed" and the error.
+record with status "failed" and the error. What a worker keeps between cells
+(datasets, device sets, reference models and metrics) is the `WorkerCache` it
+passes in; without one a cell starts from nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from typing import Any
 import torch
 
 from bench.checkpoints import CheckpointStore
-from bench.data.catalog import load_dataset
 from bench.engine import Engine, TrainRecipe
 from bench.environment import code_version, environment
 from bench.errors import CellFailure, ConfigError
@@ -36,9 +37,9 @@ from bench.splits import Split, derive_seed, draw_split, parse_scenario
 from bench.tasks import CLASSIFY, TASKS
 from bench.tune.budget import BudgetGuard
 from bench.tune.holdout import Holdout
+from bench.worker_cache import WorkerCache
 
 SCHEMA_VERSION = 1
-_reference_metrics: dict[str, dict] = {}
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class CellSpec:
     tuning: dict[str, Any] | None = None
     # tuned hyperparameters only: where they came from (study, budget, best value); not part of the identity
     tuned: dict[str, Any] | None = None
+    run_id: str = ""  # the grid run executing it (set by the executor; see ReferenceModels.run_id)
 
     @property
     def cell_id(self) -> str:
@@ -150,25 +152,34 @@ class PreparedCell:
         return self.ctx.model
 
 
-def prepare_cell(spec: CellSpec, progress: Progress = SILENT) -> PreparedCell:
-    """Load data, draw the split, get the Original model (trained or cached) and build the context."""
-    if spec.threads:
-        torch.set_num_threads(spec.threads)
+def reference_models(spec: CellSpec, cache: WorkerCache, progress: Progress = SILENT) -> ReferenceModels:
+    """The Original/Retrain provider for `spec`'s dataset, model and recipe, on `cache`."""
     device = resolve_device(spec.device)
-    data = load_dataset(spec.dataset, Path(spec.data_root), cache=Path(spec.cache_dir), download=spec.download)
+    data = cache.dataset(spec.dataset, Path(spec.data_root), cache=Path(spec.cache_dir), download=spec.download)
     if spec.tuning is not None:  # the test set is dropped here: a tuning cell measures on a validation slice
         data = Holdout(spec.tuning["holdout"], spec.tuning["holdout_seed"]).apply(data)
     ds = data.spec
     engine = Engine(device, ds.mean, ds.std, ds.augment)
+    return ReferenceModels(engine, data, spec.model, TrainRecipe(**spec.train), CheckpointStore(Path(spec.cache_dir)),
+                           progress, cache=cache, run_id=spec.run_id)
+
+
+def prepare_cell(spec: CellSpec, progress: Progress = SILENT, cache: WorkerCache | None = None) -> PreparedCell:
+    """Load data, draw the split, get the Original model (trained or cached) and build the context."""
+    if spec.threads:
+        torch.set_num_threads(spec.threads)
+    cache = cache if cache is not None else WorkerCache()
+    refs = reference_models(spec, cache, progress)
+    data, engine, device = refs.data, refs.engine, refs.engine.device
+    ds = data.spec
     scenario = parse_scenario(spec.scenario, ds.num_classes, spec.forget_class)
     info = METHODS.get(spec.method)
     if scenario.kind not in info.scenarios:
         raise ConfigError(f"method {spec.method} does not support {scenario.kind} forgetting")
     params = info.params(spec.params)
     split = draw_split(scenario, data.train_y, spec.seed)
-    refs = ReferenceModels(engine, data, spec.model, TrainRecipe(**spec.train), CheckpointStore(Path(spec.cache_dir)), progress)
 
-    train_all, test_all = device_sets(data, device)
+    train_all, test_all = device_sets(data, device, cache)
     retain = train_all.take(split.retain.to(device), name="retain")
     forget = train_all.take(split.forget.to(device), name="forget")
     sets = EvalSets.build(retain, forget, test_all, scenario.forget_class, spec.eval["classwise_test"])
@@ -205,14 +216,17 @@ def method_seed(spec: CellSpec) -> int:
     return derive_seed(spec.seed, "method", spec.method)
 
 
-def run_cell(spec: CellSpec, progress: Progress = SILENT) -> dict[str, Any]:
+def run_cell(spec: CellSpec, progress: Progress = SILENT, cache: WorkerCache | None = None) -> dict[str, Any]:
     """Run one cell of any task and return its record (status "ok"). Raises on failure."""
-    return TASKS.get(spec.task).run_function()(spec, progress)
+    run = TASKS.get(spec.task).run_function()
+    if spec.task == CLASSIFY:  # the classifier task keeps what it reuses in the worker's cache
+        return run(spec, progress, cache)
+    return run(spec, progress)
 
 
-def run_classifier_cell(spec: CellSpec, progress: Progress = SILENT) -> dict[str, Any]:
+def run_classifier_cell(spec: CellSpec, progress: Progress = SILENT, cache: WorkerCache | None = None) -> dict[str, Any]:
     """The `classify` task's cell: unlearn a supervised classifier and measure RA, UA, TA, MIA."""
-    cell = prepare_cell(spec, progress)
+    cell = prepare_cell(spec, progress, cache)
     engine, ctx, eval_bs = cell.engine, cell.ctx, spec.eval["batch_size"]
     reference = _retrain_metrics(cell.refs, cell.split, cell.sets, eval_bs, spec)
 
@@ -269,26 +283,32 @@ def run_classifier_cell(spec: CellSpec, progress: Progress = SILENT) -> dict[str
 
 
 def _retrain_metrics(refs: ReferenceModels, split: Split, sets: EvalSets, eval_bs: int, spec: CellSpec) -> dict:
-    """Retrain's metrics on this split (trained or loaded once, evaluated once per process)."""
+    """Retrain's metrics on this split (trained or loaded once, evaluated once per worker)."""
     key = json.dumps([spec.dataset, refs.data.fingerprint, spec.model, spec.train, spec.eval, split.forget_hash, spec.seed,
                       str(refs.engine.device)])
-    if key not in _reference_metrics:
+    held = refs.cache.reference_metrics
+    if key not in held:
         state, _ = refs.retrain(split)
-        _reference_metrics[key] = evaluate(refs.engine, refs.load(state), sets, eval_bs)
-    return dict(_reference_metrics[key])
+        held[key] = evaluate(refs.engine, refs.load(state), sets, eval_bs)
+    return dict(held[key])
 
 
-def execute_cell(spec: CellSpec, progress: Progress = SILENT) -> dict[str, Any]:
+def execute_cell(spec: CellSpec, progress: Progress = SILENT, cache: WorkerCache | None = None) -> dict[str, Any]:
     """`run_cell`, with any failure turned into a "failed" record (KeyboardInterrupt still stops)."""
     try:
-        return run_cell(spec, progress)
+        return run_cell(spec, progress, cache)
     except Exception as exc:  # the grid goes on; the record says what went wrong
-        return {
-            **record_envelope(spec),
-            "status": "failed",
-            "error": f"{type(exc).__name__}: {exc}".splitlines()[0],
-            "traceback": traceback.format_exc(limit=-8),
-            "environment": environment(torch.device("cpu")),
-            "code": code_version(),
-            "created": now_iso(),
-        }
+        return failed_record(spec, f"{type(exc).__name__}: {exc}", traceback.format_exc(limit=-8))
+
+
+def failed_record(spec: CellSpec, error: str, trace: str = "") -> dict[str, Any]:
+    """The record of a cell that did not finish: what went wrong, in one line, and where."""
+    return {
+        **record_envelope(spec),
+        "status": "failed",
+        "error": error.splitlines()[0] if error else "failed",
+        "traceback": trace,
+        "environment": environment(torch.device("cpu")),
+        "code": code_version(),
+        "created": now_iso(),
+    }

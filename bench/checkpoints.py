@@ -45,6 +45,10 @@ class CheckpointStore:
     def path(self, kind: str, key: dict[str, Any]) -> Path:
         return self.root / "checkpoints" / f"{kind}-{key_hash(key)[:20]}.pt"
 
+    def lock_path(self, kind: str, key: dict[str, Any]) -> Path:
+        """Held while the checkpoint for `key` is trained (see bench.locks)."""
+        return self.root / "checkpoints" / "locks" / f"{kind}-{key_hash(key)[:20]}.lock"
+
     def load(self, kind: str, key: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
         """(weights, meta) if a valid checkpoint for `key` exists, else None."""
         path = self.path(kind, key)

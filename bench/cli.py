@@ -72,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a method hyperparameter (repeatable)")
     run.add_argument("--offline", action="store_true", help=f"never try to download data (also ${paths.OFFLINE_ENV}=1)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars (one line per cell instead)")
+    run.add_argument("--executor", choices=("local", "ray"), default="local",
+                     help="local: this machine's worker pool (default); ray: Ray tasks (pip install -e '.[ray]')")
+    run.add_argument("--workers", type=int, help="parallel workers (default: GPUs x cells-per-gpu, or 1 on a CPU-only machine)")
+    run.add_argument("--cells-per-gpu", type=int, help="cells sharing each GPU (default: 2)")
+    run.add_argument("--address", help="--executor ray: join this Ray cluster (default: start a local Ray)")
 
     sub.add_parser("list", help="list methods (with hyperparameters), datasets, models and profiles")
 
@@ -146,7 +151,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from bench import profiles
     from bench.data.catalog import load_dataset
-    from bench.grid import InProcessExecutor, plan, run_grid
+    from bench.executors import make_executor
+    from bench.grid import plan, run_grid
     from bench.method import resolve_methods
     from bench.progress import Progress
     from bench.records import RecordStore
@@ -172,7 +178,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     results_dir = Path(args.results) if args.results else paths.local_results(profile.name)
     store = RecordStore(results_dir)
     progress.write(f"profile {profile.name}: {len(cells)} cells -> {results_dir}")
-    summary = run_grid(cells, store, InProcessExecutor(progress), progress, force=args.force)
+    executor = make_executor(args.executor, progress, device=cells[0].device, workers=args.workers,
+                             cells_per_gpu=args.cells_per_gpu, address=args.address, threads=profile.threads)
+    summary = run_grid(cells, store, executor, progress, force=args.force)
     if any(c.replica for c in cells):
         from bench.audit.report import write_audit
 

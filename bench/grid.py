@@ -1,8 +1,10 @@
 """Planning a grid of cells from a profile, and running it with resume.
 
-Cells are ordered seed-major, then scenario, with Retrain first, so each
-Original is trained once per seed and each Retrain once per (scenario, seed).
-Each finished cell's record is written at once; a rerun skips finished cells.
+Cells are ordered seed-major, then scenario, with Retrain first. An executor
+(bench.executors) runs them as a DAG: each Original once per seed and each Retrain
+once per (scenario, seed), then the cells. Each finished cell's record is written
+at once; a rerun skips finished cells. A cell is claimed (a file lock beside the
+records) while it runs, so two grids on one results folder never run it twice.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Protocol
 
-from bench.cell import CellSpec, execute_cell
+from bench.cell import CellSpec
 from bench.data.catalog import DATASETS
 from bench.errors import ConfigError
+from bench.locks import FileLock
 from bench.method import METHODS, REFERENCE_METHODS, MethodInfo
 from bench.models import MODELS
 from bench.profiles import Profile
@@ -122,18 +125,45 @@ def method_params(profile: Profile, method: MethodInfo, kind: str, tuned_entries
 
 
 class Executor(Protocol):
-    def map(self, specs: list[CellSpec]) -> Iterator[tuple[CellSpec, dict]]: ...
+    def map(self, specs: list[CellSpec], claims: "CellClaims | None" = None) -> Iterator[tuple[CellSpec, dict | None]]:
+        """(spec, record) as cells finish; (spec, None) for a cell another grid finished meanwhile."""
 
 
-class InProcessExecutor:
-    """Runs cells one after another in this process (the only executor for now)."""
+def InProcessExecutor(progress: Progress):
+    """Every job in this process, one after another."""
+    from bench.executors.inprocess import InProcessBackend
+    from bench.executors.scheduler import DagExecutor
 
-    def __init__(self, progress: Progress):
-        self.progress = progress
+    return DagExecutor(InProcessBackend(progress), progress)
 
-    def map(self, specs: list[CellSpec]) -> Iterator[tuple[CellSpec, dict]]:
-        for spec in specs:
-            yield spec, execute_cell(spec, self.progress)
+
+class CellClaims:
+    """Locks on the cells this grid is running, under <results>/records/.locks/ (see bench.locks)."""
+
+    def __init__(self, store: RecordStore, force: bool):
+        self.store = store
+        self.force = force
+        self.held: dict[str, FileLock] = {}
+
+    def claim(self, spec: CellSpec) -> str:
+        lock = FileLock(self.store.records_dir / ".locks" / f"{spec.cell_id}.lock")
+        if not lock.try_acquire():
+            return "busy"
+        if not self.force and self.store.is_done(spec):  # another grid finished it since we planned
+            lock.release()
+            return "done"
+        self.held[spec.cell_id] = lock
+        return "run"
+
+    def release(self, spec: CellSpec) -> None:
+        lock = self.held.pop(spec.cell_id, None)
+        if lock is not None:
+            lock.release()
+
+    def release_all(self) -> None:
+        for lock in self.held.values():
+            lock.release()
+        self.held.clear()
 
 
 @dataclass
@@ -151,16 +181,23 @@ def run_grid(specs: list[CellSpec], store: RecordStore, executor: Executor, prog
     if summary.skipped:
         progress.write(f"{summary.skipped} of {len(specs)} cells already done in {store.root}; skipping them")
     bar = progress.cells(len(todo))
+    claims = CellClaims(store, force)
     try:
-        for i, (_, record) in enumerate(executor.map(todo), start=1):
-            store.write(record)
-            summary.ran += 1
+        for i, (spec, record) in enumerate(executor.map(todo, claims), start=1):
             bar.update(1)
+            if record is None:
+                summary.skipped += 1
+                progress.write(f"[{i}/{len(todo)}] {spec.cell_id}: finished meanwhile by another run")
+                continue
+            store.write(record)
+            claims.release(spec)
+            summary.ran += 1
             progress.write(f"[{i}/{len(todo)}] {describe(record)}")
             if record["status"] != "ok":
                 summary.failed.append(record)
     finally:
         bar.close()
+        claims.release_all()
     return summary
 
 

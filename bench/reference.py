@@ -3,19 +3,21 @@
 Original trains on the whole training set, Retrain on the retain set, both with
 the profile's supervised recipe. Both are cached as checkpoints keyed by
 everything that determines them (data content, model, recipe, training
-indices, seed, precision, engine version) and kept in memory across the cells
-of one process.
+indices, seed, precision, engine version) and kept in the worker's `WorkerCache`
+across the cells it runs. Training a checkpoint holds a file lock on its key, so two
+workers (or two `bench run`s) that want the same model at once train it once: the
+second waits and loads what the first saved.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections import OrderedDict
 from typing import Any
 
 import torch
 
 from bench.checkpoints import CheckpointStore, key_hash
+from bench.locks import FileLock
 from bench.data.catalog import ImageData
 from bench.data.device_data import DeviceData
 from bench.engine import Engine, TrainRecipe
@@ -23,29 +25,31 @@ from bench.flops import SampleCounter, SampleCounts
 from bench.models import Classifier, build_model
 from bench.progress import SILENT, Progress
 from bench.splits import Split, derive_seed, index_hash
+from bench.worker_cache import WorkerCache
 
 # Bump when the engine's training semantics change: old checkpoints then no longer match.
 ENGINE_VERSION = 1
-_MEMORY_SLOTS = 6
-_memory: "OrderedDict[str, tuple[dict, dict]]" = OrderedDict()
-_device_sets: dict[tuple, tuple[DeviceData, DeviceData]] = {}
 
 
-def device_sets(data: ImageData, device: torch.device) -> tuple[DeviceData, DeviceData]:
-    """The whole train and test sets on `device`, uploaded once per process."""
+def device_sets(data: ImageData, device: torch.device, cache: WorkerCache | None = None) -> tuple[DeviceData, DeviceData]:
+    """The whole train and test sets on `device`, uploaded once per worker (`cache`)."""
+    held = cache.device_sets if cache is not None else {}
     key = (data.spec.name, data.fingerprint, str(device))
-    if key not in _device_sets:
+    if key not in held:
         n_train, n_test = len(data.train_y), len(data.test_y)
         train = DeviceData(data.train_x.to(device), data.train_y.to(device), torch.arange(n_train, device=device), "train")
         test = DeviceData(data.test_x.to(device), data.test_y.to(device), torch.arange(n_test, device=device), "test")
-        _device_sets.clear()  # one dataset resident at a time
-        _device_sets[key] = (train, test)
-    return _device_sets[key]
+        held.clear()  # one dataset resident at a time
+        held[key] = (train, test)
+    return held[key]
 
 
 class ReferenceModels:
     def __init__(self, engine: Engine, data: ImageData, model_name: str, recipe: TrainRecipe,
-                 store: CheckpointStore, progress: Progress = SILENT):
+                 store: CheckpointStore, progress: Progress = SILENT, cache: WorkerCache | None = None,
+                 run_id: str = ""):
+        self.cache = cache if cache is not None else WorkerCache()
+        self.run_id = run_id  # a checkpoint trained under this id counts as trained by this run, not cached
         self.engine = engine
         self.data = data
         self.model_name = model_name
@@ -92,24 +96,27 @@ class ReferenceModels:
     def _get_or_train(self, kind: str, seed: int, indices: torch.Tensor, desc: str, replica: int = 0) -> tuple[dict, dict]:
         key = self._key(kind, seed, indices, replica)
         mem_key = key_hash(key)
-        if mem_key in _memory:
-            _memory.move_to_end(mem_key)
-            return _memory[mem_key]
-        loaded = self.store.load(kind, key)
-        if loaded is not None:
-            state, meta = loaded
-            meta = {**meta, "cached": True}
-        else:
-            state, meta = self._train(kind, seed, indices, desc, replica)
-            self.store.save(kind, key, state, meta)
-            meta = {**meta, "cached": False}
-        _memory[mem_key] = (state, meta)
-        while len(_memory) > _MEMORY_SLOTS:
-            _memory.popitem(last=False)
+        held = self.cache.model(mem_key)
+        if held is not None:
+            return held
+        loaded, trained = self.store.load(kind, key), False
+        if loaded is None:
+            with FileLock(self.store.lock_path(kind, key)):
+                loaded = self.store.load(kind, key)  # another worker may have trained it while we waited
+                if loaded is None:
+                    state, meta = self._train(kind, seed, indices, desc, replica)
+                    meta = {**meta, "run": self.run_id}
+                    self.store.save(kind, key, state, meta)
+                    loaded, trained = (state, meta), True
+        state, meta = loaded
+        # "cached": the cost and time were measured by an earlier run, not by this one (a
+        # checkpoint another worker of this run trained carries this run's id)
+        meta = {**meta, "cached": not trained and (not self.run_id or meta.get("run") != self.run_id)}
+        self.cache.keep_model(mem_key, (state, meta))
         return state, meta
 
     def _train(self, kind: str, seed: int, indices: torch.Tensor, desc: str, replica: int = 0) -> tuple[dict, dict]:
-        train_all, _ = device_sets(self.data, self.engine.device)
+        train_all, _ = device_sets(self.data, self.engine.device, self.cache)
         subset = train_all.take(indices.to(self.engine.device), name=kind)
         extra = ("replica", replica) if replica else ()
         model = self.engine.prepare(self.new_model(derive_seed(seed, kind, "init", *extra)))

@@ -85,13 +85,6 @@ def write_tar_xz(path, members):
             tar.addfile(info, io.BytesIO(payload))
 
 
-@pytest.fixture(autouse=True)
-def _fresh_memo():
-    catalog._MEMO.clear()
-    yield
-    catalog._MEMO.clear()
-
-
 # --------------------------------------------------------------------------- tests
 
 
@@ -194,7 +187,6 @@ def test_tensor_cache_is_used_and_a_corrupt_cache_is_rebuilt(tmp_path, monkeypat
     sizes = {"train": 12, "test": 6}
     first = load_dataset("fashion-mnist", tmp_path / "data", cache=tmp_path / "cache", download=False, sizes=sizes)
     (cached,) = (tmp_path / "cache" / "tensors").glob("fashion-mnist-*.pt")
-    catalog._MEMO.clear()
 
     def no_reading(folder):
         raise AssertionError("the source was read although the cache holds it")
@@ -204,7 +196,6 @@ def test_tensor_cache_is_used_and_a_corrupt_cache_is_rebuilt(tmp_path, monkeypat
     assert torch.equal(first.train_x, again.train_x)
 
     monkeypatch.undo()
-    catalog._MEMO.clear()
     cached.write_bytes(b"not a torch file")
     rebuilt = load_dataset("fashion-mnist", tmp_path / "data", cache=tmp_path / "cache", download=False, sizes=sizes)
     assert torch.equal(first.train_x, rebuilt.train_x)

@@ -34,7 +34,7 @@ class InterruptedAfter:
     def __init__(self, n):
         self.n = n
 
-    def map(self, specs):
+    def map(self, specs, claims=None):
         for i, spec in enumerate(specs):
             if i == self.n:
                 raise KeyboardInterrupt

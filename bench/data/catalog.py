@@ -260,9 +260,6 @@ DATASETS.add(
 
 # --------------------------------------------------------------------------- loading and caching
 
-_MEMO: dict[tuple, ImageData] = {}
-
-
 def _source_key(spec: DatasetSpec, source: Source) -> str:
     ident = {"dataset": spec.name, "format": TENSOR_CACHE_FORMAT, "version": source.version, "files": []}
     for path in source.files:
@@ -305,13 +302,11 @@ def load_dataset(
     """The dataset `name` as uint8 tensors, from the tensor cache or its source.
 
     `sizes` overrides the expected split sizes (tests use small files of the real format).
+    Each call reads; a worker decodes a dataset once through its `WorkerCache.dataset`.
     """
     spec = DATASETS.get(name)
     if sizes:
         spec = _with_sizes(spec, sizes)
-    memo_key = (spec, str(root), str(cache))
-    if memo_key in _MEMO:
-        return _MEMO[memo_key]
     source, tried = spec.locate(spec, root)
     if source is None and download and spec.download is not None:
         try:
@@ -339,9 +334,7 @@ def load_dataset(
             atomic.torch_save({"format": TENSOR_CACHE_FORMAT, **tensors}, cache_file)
     else:
         _validate(spec, {k: v.numpy() for k, v in tensors.items()}, str(cache_file))
-    data = ImageData(spec=spec, source=source.description, **tensors)
-    _MEMO[memo_key] = data
-    return data
+    return ImageData(spec=spec, source=source.description, **tensors)
 
 
 def _with_sizes(spec: DatasetSpec, sizes: dict[str, int]) -> DatasetSpec:
