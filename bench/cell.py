@@ -25,11 +25,11 @@ import torch
 
 from bench.checkpoints import CheckpointStore
 from bench.engine import Engine, TrainRecipe
-from bench.environment import code_version, environment
+from bench.environment import code_fingerprint, code_version, environment
 from bench.errors import CellFailure, ConfigError
 from bench.flops import CostModel, SampleCounter, cost_model
 from bench.method import METHODS, ReportedCost, UnlearnContext
-from bench.metrics import EvalSets, avg_gap, evaluate
+from bench.metrics import EVAL_PRECISION, MIA_SVC, EvalSets, avg_gap, evaluate, hold_out_nonmembers
 from bench.outputs import OUTPUT_SAMPLE, collect_outputs
 from bench.progress import SILENT, Progress
 from bench.reference import ReferenceModels, counts_from_meta, device_sets
@@ -83,6 +83,7 @@ class CellSpec:
         identity = {k: getattr(self, k) for k in keep}
         if self.tuning is not None:
             identity["tuning"] = self.tuning
+        identity["code"] = code_fingerprint(self.method, self.task)[0]  # other code, another cell
         if self.replica:
             identity["replica"] = self.replica
         if self.outputs_sample != OUTPUT_SAMPLE:
@@ -106,6 +107,12 @@ def resolve_device(name: str) -> torch.device:
         return torch.device(name)
     except RuntimeError:
         raise ConfigError(f"unknown device {name!r}; use auto, cpu or cuda") from None
+
+
+def code_record(spec: CellSpec) -> dict[str, Any]:
+    """The commit, and the fingerprint of the source files that determine the cell (in its identity)."""
+    fingerprint, files = code_fingerprint(spec.method, spec.task)
+    return {**code_version(), "fingerprint": fingerprint, "fingerprint_files": list(files)}
 
 
 def now_iso() -> str:
@@ -182,7 +189,8 @@ def prepare_cell(spec: CellSpec, progress: Progress = SILENT, cache: WorkerCache
     train_all, test_all = device_sets(data, device, cache)
     retain = train_all.take(split.retain.to(device), name="retain")
     forget = train_all.take(split.forget.to(device), name="forget")
-    sets = EvalSets.build(retain, forget, test_all, scenario.forget_class, spec.eval["classwise_test"])
+    eval_test, pool = hold_out_nonmembers(test_all, spec.eval.get("nonmember_pool", "none"), spec.seed)
+    sets = EvalSets.build(retain, forget, eval_test, scenario.forget_class, spec.eval["classwise_test"], pool)
 
     original_state, _ = refs.original(spec.seed)
     model = refs.load(original_state)
@@ -196,7 +204,7 @@ def prepare_cell(spec: CellSpec, progress: Progress = SILENT, cache: WorkerCache
                                    meta.get("peak_memory_mb"))
 
     ctx = UnlearnContext(
-        engine=engine, model=model, retain=retain, forget=forget, test=test_all, scenario=scenario,
+        engine=engine, model=model, retain=retain, forget=forget, test=eval_test, nonmembers=pool, scenario=scenario,
         num_classes=ds.num_classes, seed=method_seed(spec), counter=counter,
         make_original=lambda: refs.load(original_state), retrain=retrain_provider, progress=progress,
         label=f"{spec.method} {spec.scenario} s{spec.seed}" + (f" rep{spec.replica}" if spec.replica else ""),
@@ -269,12 +277,14 @@ def run_classifier_cell(spec: CellSpec, progress: Progress = SILENT, cache: Work
             "forward_macs_per_sample": cell.cost_model.forward_macs,
             "second_order_flops_per_sample": cell.cost_model.second_order_per_sample,
             "pflops": cell.cost_model.pflops(reported.counts),
+            "evaluation_pflops": cell.cost_model.evaluation_pflops(reported.counts),
             "from_cache": reported.cached,
         },
         "timing": {"unlearn_seconds": reported.seconds, "eval_seconds": eval_seconds, "device": reported.device,
                    "peak_memory_mb": reported.peak_memory_mb},
+        "evaluation": {"precision": EVAL_PRECISION, "mia_svc": MIA_SVC, **cell.sets.describe()},
         "environment": environment(engine.device),
-        "code": code_version(),
+        "code": code_record(spec),
         "created": now_iso(),
         **({"tuned": spec.tuned} if spec.tuned else {}),
         **({"tuning": {**spec.tuning, "holdout_detail": cell.holdout_detail}} if spec.tuning else {}),
@@ -309,6 +319,6 @@ def failed_record(spec: CellSpec, error: str, trace: str = "") -> dict[str, Any]
         "error": error.splitlines()[0] if error else "failed",
         "traceback": trace,
         "environment": environment(torch.device("cpu")),
-        "code": code_version(),
+        "code": code_record(spec),
         "created": now_iso(),
     }

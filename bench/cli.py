@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--results", default=str(paths.local_results("quick")),
                        help="results folder (default: results/local/quick, where `bench run` writes)")
     table.add_argument("--format", choices=("md", "csv", "latex"), default="md", help="what to print (default: md)")
+    table.add_argument("--reference", nargs="?", const="coun", metavar="CSV",
+                       help="also write summary-published.md: our rows beside CoUn's published ones for the matching "
+                            "settings, Avg-Gap in the paper's form (default CSV: the bundled copy of CoUn's figures)")
 
     board = sub.add_parser("leaderboard", help="write leaderboard.md/.html and figures for each results folder")
     board.add_argument("--results", default="results",

@@ -78,6 +78,22 @@ class Engine:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
 
+    @contextlib.contextmanager
+    def full_precision(self):
+        """float32 arithmetic for evaluation: autocast off (even inside a caller's autocast)
+        and, on CUDA, no TF32 in convolutions or matmuls (cuDNN allows TF32 convolutions by default)."""
+        with torch.autocast(device_type=self.device.type, enabled=False):
+            if self.device.type != "cuda":
+                yield
+                return
+            matmul = torch.backends.cuda.matmul.allow_tf32
+            torch.backends.cuda.matmul.allow_tf32 = False
+            try:
+                with torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, allow_tf32=False):
+                    yield
+            finally:
+                torch.backends.cuda.matmul.allow_tf32 = matmul
+
     def generator(self, seed: int) -> torch.Generator:
         return torch.Generator(device=self.device).manual_seed(seed)
 
@@ -164,20 +180,22 @@ class Engine:
     def true_label_outputs(self, model: nn.Module, data: DeviceData, batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
         """Per sample: softmax probability of the true label, and whether the argmax is right.
 
-        Eval mode, no augmentation. Returns float32 and bool tensors on the device.
+        Eval mode, no augmentation, float32 (no autocast even where training uses bf16:
+        near-ties in the argmax must not depend on reduced precision). Returns float32
+        and bool tensors on the device.
         """
         was_training = model.training
         model.eval()
         probs, correct = [], []
         try:
-            for start in range(0, len(data), batch_size):
-                pos = torch.arange(start, min(start + batch_size, len(data)), device=self.device)
-                batch = self.batch_at(data, pos, None, augment=False)
-                with self.autocast():
-                    logits = model(batch.x)
-                p = torch.softmax(logits.float(), dim=1)
-                probs.append(p.gather(1, batch.y[:, None]).squeeze(1))
-                correct.append(p.argmax(1) == batch.y)
+            with self.full_precision():
+                for start in range(0, len(data), batch_size):
+                    pos = torch.arange(start, min(start + batch_size, len(data)), device=self.device)
+                    batch = self.batch_at(data, pos, None, augment=False)
+                    logits = model(batch.x).float()
+                    p = torch.softmax(logits, dim=1)
+                    probs.append(p.gather(1, batch.y[:, None]).squeeze(1))
+                    correct.append(p.argmax(1) == batch.y)
         finally:
             model.train(was_training)
         if not probs:

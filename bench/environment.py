@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import importlib
 import os
 import platform
 import subprocess
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NUMERICS_PINS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR")
+CODE_PACKAGES = ("bench", "methods", "baselines")  # the project's own code, fingerprinted per cell
+NOT_CELL_CODE = ("bench.reports", "bench.cli", "bench.grid", "bench.records")  # read records, never make one
 
 
 @functools.lru_cache(maxsize=1)
@@ -62,3 +68,46 @@ def environment(device: torch.device) -> dict:
         env["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
         env["numerics_pins"] = {k: os.environ[k] for k in NUMERICS_PINS if k in os.environ}
     return env
+
+
+def _project_module(name: str) -> bool:
+    return name.split(".")[0] in CODE_PACKAGES and not any(name == p or name.startswith(p + ".") for p in NOT_CELL_CODE)
+
+
+def module_closure(roots: list[str]) -> list[str]:
+    """`roots` and every project module they use, transitively: a module uses another when
+    one of its globals is that module or was defined there (classes, functions)."""
+    seen: set[str] = set()
+    todo = list(roots)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        module = sys.modules.get(name) or importlib.import_module(name)
+        for value in vars(module).values():
+            dep = value.__name__ if isinstance(value, ModuleType) else getattr(value, "__module__", None)
+            if isinstance(dep, str) and dep not in seen and _project_module(dep) and dep in sys.modules:
+                todo.append(dep)
+    return sorted(seen)
+
+
+@functools.lru_cache(maxsize=None)
+def code_fingerprint(method: str, task: str) -> tuple[str, tuple[str, ...]]:
+    """(hash, files) of the source that determines a cell of `method` on `task`: the method's
+    module (and its bases' and helpers' modules) plus the task's runner and every harness
+    module it uses. Part of a cell's identity, so a record made by other code is not reused."""
+    from bench.method import METHODS
+    from bench.tasks import TASKS
+
+    cls = METHODS.get(method).cls
+    roots = [c.__module__ for c in cls.__mro__ if _project_module(c.__module__)]
+    roots.append(TASKS.get(task).runner.partition(":")[0])
+    files = []
+    digest = hashlib.sha256()
+    for name in module_closure(roots):
+        path = Path(sys.modules[name].__file__ or "")
+        rel = path.resolve().relative_to(REPO_ROOT).as_posix() if path.is_relative_to(REPO_ROOT) else path.name
+        files.append(rel)
+        digest.update(rel.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:16], tuple(files)

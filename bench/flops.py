@@ -4,7 +4,9 @@ Convention (CoUn's, which reproduces its tables): F = fvcore's count of
 multiply-adds for one sample's forward pass, taken in training mode (BatchNorm
 counted as it runs in training; ResNet-18 at 32x32 gives 0.5585e9). A forward
 pass costs 2F, a backward pass 4F, so a trained sample costs 6F and a
-forward-only sample 2F. The extra pass of a double backward (a gradient penalty
+forward-only sample 2F. A stop rule's evaluations (`UnlearnContext.accuracy`) are
+part of a method's cost but counted apart (`evaluation`, 2F each), so a table can
+show the training and the evaluation share. The extra pass of a double backward (a gradient penalty
 differentiated again) is measured for each model with torch's FLOP formulas.
 
 `SampleCounter` hooks the model's backbone: the forward pre-hook counts every
@@ -15,6 +17,7 @@ sizes are known on the host.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import warnings
@@ -32,9 +35,11 @@ class SampleCounts:
     forward: int = 0  # samples through a forward pass (2F each)
     backward: int = 0  # samples through a backward pass (4F each)
     second_order: int = 0  # samples whose input gradient was differentiated again (measured k*F each)
+    evaluation: int = 0  # samples evaluated (forward only, 2F each) by a method's stop rule
 
     def __add__(self, other: "SampleCounts") -> "SampleCounts":
-        return SampleCounts(self.forward + other.forward, self.backward + other.backward, self.second_order + other.second_order)
+        return SampleCounts(self.forward + other.forward, self.backward + other.backward,
+                            self.second_order + other.second_order, self.evaluation + other.evaluation)
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -46,6 +51,7 @@ class SampleCounter:
     def __init__(self) -> None:
         self.counts = SampleCounts()
         self._handles: list = []
+        self._paused = 0
 
     def attach(self, model: Classifier) -> None:
         backbone = model.backbone
@@ -57,11 +63,21 @@ class SampleCounter:
             handle.remove()
         self._handles.clear()
 
+    @contextlib.contextmanager
+    def paused(self):
+        """Passes inside are not counted by the hooks (the caller counts them its own way)."""
+        self._paused += 1
+        try:
+            yield
+        finally:
+            self._paused -= 1
+
     def _on_forward(self, module: nn.Module, args: tuple) -> None:
-        self.counts.forward += args[0].shape[0]
+        if not self._paused:
+            self.counts.forward += args[0].shape[0]
 
     def _on_output(self, module: nn.Module, args: tuple, output: torch.Tensor) -> None:
-        if output.requires_grad:
+        if output.requires_grad and not self._paused:
             n = output.shape[0]
             output.register_hook(lambda grad: self._on_backward(n))
 
@@ -70,6 +86,14 @@ class SampleCounter:
 
     def add_second_order(self, n: int) -> None:
         self.counts.second_order += n
+
+    def add_evaluation(self, n: int) -> None:
+        """Samples a stop rule evaluated (forward only, counted apart from training)."""
+        self.counts.evaluation += n
+
+    def add_forward(self, n: int) -> None:
+        """A forward pass the hooks cannot see (e.g. one run under torch.func transforms)."""
+        self.counts.forward += n
 
     def add_backward(self, n: int) -> None:
         """A backward pass the output hook cannot see (the second backward of a penalty
@@ -86,10 +110,16 @@ class CostModel:
 
     def flops(self, counts: SampleCounts) -> float:
         f = self.forward_macs
-        return 2 * f * counts.forward + 4 * f * counts.backward + self.second_order_per_sample * counts.second_order
+        return (2 * f * counts.forward + 4 * f * counts.backward + self.second_order_per_sample * counts.second_order
+                + 2 * f * counts.evaluation)
 
     def pflops(self, counts: SampleCounts) -> float:
+        """Everything the procedure ran, its stop rule's evaluations included."""
         return self.flops(counts) / 1e15
+
+    def evaluation_pflops(self, counts: SampleCounts) -> float:
+        """The stop rule's share of `pflops`."""
+        return 2 * self.forward_macs * counts.evaluation / 1e15
 
 
 def forward_macs(model: nn.Module, in_channels: int, image_size: int) -> float:

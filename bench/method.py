@@ -51,15 +51,18 @@ class MethodInfo:
     scenarios: tuple[str, ...]
     smoke: dict[str, Any] = dataclasses.field(default_factory=dict)
     tasks: tuple[str, ...] = (CLASSIFY,)  # kinds of task it runs on (bench/tasks); "*" = every task
+    defaults: dict[str, Any] = dataclasses.field(default_factory=dict)  # a preset's own defaults
+    preset_of: str | None = None  # a preset: the method whose class (procedure) it runs
 
     def supports_task(self, task: str) -> bool:
         return supports(self.tasks, task)
 
     def params(self, overrides: Mapping[str, Any] | None = None) -> Any:
-        return build_params(self.cls, overrides or {}, self.name)
+        return build_params(self.cls, {**self.defaults, **(overrides or {})}, self.name)
 
     def param_specs(self) -> list[ParamSpec]:
-        return param_specs(self.cls)
+        return [dataclasses.replace(s, default=self.defaults[s.name]) if s.name in self.defaults else s
+                for s in param_specs(self.cls)]
 
 
 METHODS: Registry[MethodInfo] = Registry("method")
@@ -96,6 +99,18 @@ def register_method(
     return register
 
 
+def register_preset(name: str, base: str, defaults: Mapping[str, Any], *, summary: str,
+                    smoke: Mapping[str, Any] | None = None) -> MethodInfo:
+    """Register `name`: method `base`'s procedure (its class) with other default hyperparameters,
+    e.g. a geometry's reference weights. It runs, records and tables as a method of its own;
+    `smoke` defaults to the base's. Register it after `base`, in the base's file."""
+    info = METHODS.get(base)
+    preset = dataclasses.replace(info, name=name, summary=summary, defaults={**info.defaults, **defaults},
+                                 smoke=dict(info.smoke if smoke is None else smoke), preset_of=base)
+    preset.params(preset.smoke)  # the preset's defaults and smoke settings must be valid
+    return METHODS.add(name, preset)
+
+
 @dataclass
 class ReportedCost:
     """Cost and time measured elsewhere (Retrain's training, possibly from the checkpoint cache)."""
@@ -126,12 +141,14 @@ class UnlearnContext:
         retrain: Callable[[], tuple[dict, ReportedCost]] | None = None,
         progress: Progress = SILENT,
         label: str = "",
+        nonmembers: DeviceData | None = None,
     ):
         self.engine = engine
         self.model = model
         self.retain = retain
         self.forget = forget
-        self.test = test
+        self.test = test  # the evaluation's D_t: for stop rules (ctx.accuracy) only, never to train on
+        self._nonmembers = nonmembers
         self.scenario = scenario
         self.num_classes = num_classes
         self.seed = seed
@@ -151,6 +168,17 @@ class UnlearnContext:
     @property
     def device(self) -> torch.device:
         return self.engine.device
+
+    @property
+    def nonmembers(self) -> DeviceData:
+        """Held-out non-member images disjoint from every evaluation set (the profile's
+        `[eval] nonmember_pool`), for methods that train on non-members."""
+        if self._nonmembers is None:
+            from bench.errors import ConfigError
+
+            raise ConfigError("this method trains on non-members, and evaluation uses the whole test set: set "
+                              "[eval] nonmember_pool = \"test-half\" in the profile to hold out a disjoint pool")
+        return self._nonmembers
 
     @property
     def forget_class(self) -> int | None:
@@ -226,6 +254,16 @@ class UnlearnContext:
             self._counter.add_backward(inputs.shape[0])
         return grad
 
+    @contextlib.contextmanager
+    def counted_elsewhere(self, *, forward: int = 0, backward: int = 0, second_order: int = 0):
+        """Passes run inside are invisible to the hooks (e.g. under torch.func transforms): they are
+        not hook-counted, and the given sample passes are counted instead."""
+        with self._counter.paused():
+            yield
+        self._counter.add_forward(forward)
+        self._counter.add_backward(backward)
+        self._counter.add_second_order(second_order)
+
     def sgd(self, params, lr: float, momentum: float = 0.9, weight_decay: float = 5e-4, nesterov: bool = False) -> torch.optim.SGD:
         return self.engine.sgd(params, lr, momentum, weight_decay, nesterov)
 
@@ -255,8 +293,13 @@ class UnlearnContext:
         return bool(self._nonfinite.item())
 
     def accuracy(self, data: DeviceData, model: nn.Module | None = None) -> float:
-        """Accuracy in percent (eval mode, no augmentation; one host sync). Counted as forward passes."""
-        return self.engine.accuracy(model or self.model, data)
+        """Accuracy in percent (eval mode, no augmentation, float32; one host sync), e.g. for a
+        stop rule. Part of the method's cost: counted as evaluated samples (2F each), apart
+        from the training passes."""
+        with self._counter.paused():
+            acc = self.engine.accuracy(model or self.model, data)
+        self._counter.add_evaluation(len(data))
+        return acc
 
     # ------------------------------------------------------------------ the gold standard
 

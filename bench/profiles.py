@@ -25,6 +25,10 @@ class EvalConfig:
     batch_size: int = hp(1024, low=1, doc="evaluation batch size")
     classwise_test: str = hp("remaining", choices=("remaining", "all"),
                              doc="class-wise D_t: test set without the forgotten class, or all of it")
+    nonmember_pool: str = hp("none", choices=("none", "test-half"),
+                             doc="non-members a method may train on (GP full form), disjoint from every "
+                                 "evaluation set: none (the papers' whole-test-set evaluation; such a method "
+                                 "fails), or test-half (a seeded half of the test set; TA and MIA on the other)")
 
 
 @dataclass(frozen=True)

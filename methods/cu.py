@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.method import UnlearnContext, register_method
+from bench.method import UnlearnContext, register_method, register_preset
 from methods._contrastive import ContrastiveUnlearning, EuclideanGeometry, Geometry
 
 
@@ -29,3 +29,14 @@ class CU(ContrastiveUnlearning):
 
     def geometry(self, ctx: UnlearnContext) -> Geometry:
         return EuclideanGeometry()
+
+
+# The HCU reference (Progetto-DL) tuned both geometries with one procedure; these presets let
+# the table answer its question (geometry, not tuning): CU at the reference's Euclidean
+# weights beside HCU at its hyperbolic ones, and CU at HCU's weights (geometry alone differs).
+register_preset("CU-euclid-ref", "CU", {"temperature": 0.3, "omega": 4, "lambda_ce": 0.3, "lambda_ul": 0.7},
+                summary="CU at the HCU reference's tuned Euclidean weights (tau 0.3, omega 4, lambda_CE 0.3, "
+                        "lambda_UL 0.7)")
+register_preset("CU-hcu-weights", "CU", {"temperature": 0.6, "omega": 4, "lambda_ce": 0.8, "lambda_ul": 0.2},
+                summary="CU at HCU's default weights (tau 0.6, lambda_CE 0.8, lambda_UL 0.2): only the geometry "
+                        "differs from HCU")

@@ -10,7 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from bench.hparams import hp, uniform
-from bench.method import UnlearnContext, register_method
+from bench.method import UnlearnContext, register_method, register_preset
 from methods._contrastive import STEP_SEMANTICS, ContrastiveUnlearning, Geometry
 
 with warnings.catch_warnings():  # geoopt decorates helpers with torch.jit.script, deprecated in torch 2.x
@@ -113,3 +113,8 @@ class HCU(ContrastiveUnlearning):
 
     def geometry(self, ctx: UnlearnContext) -> Geometry:
         return PoincareGeometry(self.curvature, self.hyperbolic_embedding, self.radius, self.learn_scale, ctx.device)
+
+
+register_preset("HCU-scaled", "HCU", {"hyperbolic_embedding": "scaled"},
+                summary="HCU with un-normalised (scaled) embeddings, so points keep their radius and the "
+                        "ball's geometry is exercised")

@@ -28,10 +28,10 @@ def cache_dir(tmp_path_factory):
 @pytest.fixture
 def tiny_spec(cache_dir):
     def make(method: str = "Original", scenario: str = "random10", seed: int = 0, params: dict | None = None,
-             train: dict | None = None) -> CellSpec:
+             train: dict | None = None, eval: dict | None = None) -> CellSpec:
         return CellSpec(
             profile="test", method=method, params=params or {}, dataset="digits", model="small_cnn",
-            scenario=scenario, seed=seed, train=train or TINY_TRAIN, eval=TINY_EVAL, device="cpu",
+            scenario=scenario, seed=seed, train=train or TINY_TRAIN, eval={**TINY_EVAL, **(eval or {})}, device="cpu",
             data_root=str(cache_dir / "data"), cache_dir=str(cache_dir), download=False,
         )
 
@@ -42,7 +42,8 @@ def tiny_spec(cache_dir):
 def tiny_cell(tiny_spec):
     """A PreparedCell: `cell.ctx` is a real UnlearnContext on the Original weights of a tiny run."""
 
-    def make(method: str = "Original", scenario: str = "random10", seed: int = 0, params: dict | None = None) -> PreparedCell:
-        return prepare_cell(tiny_spec(method, scenario, seed, params))
+    def make(method: str = "Original", scenario: str = "random10", seed: int = 0, params: dict | None = None,
+             eval: dict | None = None) -> PreparedCell:
+        return prepare_cell(tiny_spec(method, scenario, seed, params, eval=eval))
 
     return make

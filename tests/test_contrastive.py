@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -19,7 +20,7 @@ from methods._contrastive import (
     unlearning_loss,
 )
 from methods.coun import cross_view_infonce
-from methods.gp import gradient_penalty, output_gradient_penalty
+from methods.gp import algorithm2_penalty, gradient_penalty, output_gradient_penalty
 from methods.hcu import PoincareGeometry
 
 SIM = torch.tensor([[0.5, -0.2, 0.1, 0.9],
@@ -234,9 +235,9 @@ def test_cu_pass_runs_omega_forwards_per_forget_batch_on_fresh_retain_batches(ti
     cell.params.run(ctx)
     n_forget, n_batches = len(ctx.forget), math.ceil(len(ctx.forget) / b)
     retain_per_pass = omega * n_batches * b
-    evals = len(ctx.forget) + len(ctx.test)  # the stop rule's accuracies, counted as forward passes
-    assert cell.counter.counts == SampleCounts(omega * n_forget + retain_per_pass + evals,
-                                               omega * n_forget + retain_per_pass, 0)
+    evals = len(ctx.forget) + len(ctx.test)  # the stop rule's accuracies, counted apart from training
+    assert cell.counter.counts == SampleCounts(omega * n_forget + retain_per_pass,
+                                               omega * n_forget + retain_per_pass, 0, evals)
     assert steps[0] == (omega * n_batches if semantics == "omega_steps" else n_batches)
     assert len(drawn) == omega * n_batches
     assert len({tuple(sorted(d.tolist())) for d in drawn}) == len(drawn)  # a fresh retain batch every time
@@ -387,30 +388,106 @@ def test_gradient_penalty_formula():
     assert gradient_penalty(grad, None).item() == pytest.approx((25 + 0.25) / 2)
 
 
-def test_gp_penalty_equals_a_separate_autograd_computation(tiny_cell):
-    cell = tiny_cell("GP", "random10")
-    ctx = cell.ctx
-    ctx.model.eval()  # fixed BatchNorm statistics, so both computations see the same function
-    x = ctx.sample(ctx.forget, 8, augment=False).x
-    logits, penalty = output_gradient_penalty(ctx, x)
+def test_algorithm2_penalty_is_the_printed_listing_without_a_square():
+    grad = torch.tensor([[[3.0, 4.0]], [[0.0, 0.5]]])  # per-sample norms 5 and 0.5
+    assert algorithm2_penalty(grad).item() == pytest.approx(((5 - 1) + (0.5 - 1)) / 2)
 
-    xr = x.clone().requires_grad_(True)
-    (grad,) = torch.autograd.grad(ctx.model(xr).sum(), xr)
-    norms = torch.sqrt((grad**2).sum(dim=(1, 2, 3)))
-    expected = ((norms - 1) ** 2).mean()
-    assert penalty.item() == pytest.approx(expected.item(), rel=1e-5)
-    assert torch.allclose(logits, ctx.model(x), atol=1e-6)
+
+def _own_input_gradients(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Each sample's `grad_{x_i} sum_k f(x_i)_k`, one sample at a time, BatchNorm at its running
+    statistics: the spec's per-sample quantity, computed independently of methods/gp.py."""
+    probe = copy.deepcopy(model).eval()
+    rows = []
+    for xi in x:
+        xi = xi[None].clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(probe(xi).sum(), xi)
+        rows.append(g[0])
+    return torch.stack(rows)
+
+
+@pytest.mark.parametrize("mode", ["frozen", "vmap"])
+def test_gp_penalty_is_each_samples_own_input_gradient_in_train_mode(tiny_cell, mode):
+    cell = tiny_cell("GP", "random10", params={"penalty_bn": mode})
+    ctx = cell.ctx
+    assert ctx.model.training  # the mode the method runs in: no switching to eval first
+    x = ctx.sample(ctx.forget, 16, augment=False).x
+    expected = _own_input_gradients(ctx.model, x)
+    running_mean = ctx.model.backbone[1].running_mean.clone()
+    _, grad = output_gradient_penalty(ctx, x, penalty_bn=mode, penalty=lambda g: g, logits_in_loss=False)
+    assert torch.allclose(grad, expected, rtol=1e-4, atol=1e-6)
+    assert torch.equal(ctx.model.backbone[1].running_mean, running_mean)  # the penalty pass moves no statistics
+    assert ctx.model.training
+    # the other samples of the batch do not matter
+    others = ctx.sample(ctx.retain, 15, augment=False).x
+    _, grad_b = output_gradient_penalty(ctx, torch.cat([x[:1], others]), penalty_bn=mode, penalty=lambda g: g)
+    assert torch.allclose(grad_b[0], grad[0], rtol=1e-4, atol=1e-6)
     # differentiable again: the penalty has a gradient with respect to the weights
+    _, penalty = output_gradient_penalty(ctx, x, penalty_bn=mode)
     (weight_grad,) = torch.autograd.grad(penalty, ctx.model.backbone[0].weight)
     assert torch.isfinite(weight_grad).all() and weight_grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("form,expected", [("simplified", (1, 2, 1)), ("full", (2, 3, 1))])
-def test_gp_cost_counts_the_double_backward(tiny_cell, form, expected):
-    cell = tiny_cell("GP", "random10", params={"form": form, "epochs": 1})
+def test_gp_batch_mode_is_the_coupled_form_it_is_kept_for(tiny_cell):
+    cell = tiny_cell("GP", "random10", params={"penalty_bn": "batch"})
+    ctx = cell.ctx
+    x = ctx.sample(ctx.forget, 16, augment=False).x
+    _, grad = output_gradient_penalty(ctx, x, penalty_bn="batch", penalty=lambda g: g)
+    xr = x.clone().requires_grad_(True)
+    (coupled,) = torch.autograd.grad(ctx.model(xr).sum(), xr)  # train mode: batch statistics
+    assert torch.allclose(grad, coupled, rtol=1e-4, atol=1e-6)
+    assert not torch.allclose(grad, _own_input_gradients(ctx.model, x), rtol=1e-2, atol=1e-4)
+
+
+@pytest.mark.parametrize("form", ["simplified", "algorithm2"])
+def test_gp_loss_the_method_steps_on_uses_the_per_sample_penalty(tiny_cell, form):
+    cell = tiny_cell("GP", "random10", params={"form": form, "alpha": 0.7, "beta": 3.0})
+    ctx, gp = cell.ctx, cell.params
+    assert gp.penalty_bn == "frozen"  # the default is per sample
+    batch = ctx.sample(ctx.forget, 16, augment=False)
+    loss = gp.forget_loss(ctx, batch.x, batch.y)
+    norms = _own_input_gradients(ctx.model, batch.x).flatten(1).norm(dim=1)
+    penalty = ((norms - 1) ** 2).mean() if form == "simplified" else (norms - 1).mean()
+    probe = copy.deepcopy(ctx.model).eval()
+    expected = 0.7 * F.cross_entropy(probe(batch.x), batch.y) + 3.0 * penalty
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-4)
+
+
+@pytest.mark.parametrize("form,mode,expected", [
+    ("simplified", "frozen", (1, 2, 1)), ("simplified", "batch", (1, 2, 1)), ("simplified", "vmap", (2, 3, 1)),
+    ("algorithm2", "frozen", (1, 2, 1)), ("full", "frozen", (2, 3, 1)), ("full", "vmap", (2, 3, 1))])
+def test_gp_cost_counts_the_double_backward(tiny_cell, form, mode, expected):
+    cell = tiny_cell("GP", "random10", params={"form": form, "penalty_bn": mode, "epochs": 1},
+                     eval={"nonmember_pool": "test-half"})
     cell.params.run(cell.ctx)
     n = len(cell.ctx.forget)
     fwd, bwd, second = expected
     assert cell.counter.counts == SampleCounts(fwd * n, bwd * n, second * n)
     assert cell.cost_model.second_order_per_sample > 0
-    assert cell.ctx.info["form"] == form
+    assert cell.ctx.info["form"] == form and cell.ctx.info["penalty_bn"] == mode
+
+
+def test_gp_full_form_draws_non_members_from_the_held_out_pool_only(tiny_cell, monkeypatch):
+    cell = tiny_cell("GP", "random10", params={"form": "full", "epochs": 2}, eval={"nonmember_pool": "test-half"})
+    ctx, sets = cell.ctx, cell.sets
+    pool = set(sets.nonmember_pool.index.tolist())
+    evaluated = set(sets.test.index.tolist())
+    assert pool and not pool & evaluated and set(ctx.test.index.tolist()) == evaluated
+    drawn: list[int] = []
+    sample = ctx.sample
+
+    def record(data, batch_size, **kwargs):
+        batch = sample(data, batch_size, **kwargs)
+        drawn.extend(data.index[batch.pos].tolist())
+        return batch
+
+    monkeypatch.setattr(ctx, "sample", record)
+    ctx.test = _Poisoned()  # D_t is not read at all
+    cell.params.run(ctx)
+    assert drawn and set(drawn) <= pool
+
+
+def test_gp_full_form_without_a_pool_fails_and_says_how_to_get_one(tiny_spec):
+    from bench.cell import execute_cell
+
+    record = execute_cell(tiny_spec("GP", "random10", params={"form": "full", "epochs": 1}))
+    assert record["status"] == "failed" and "nonmember_pool" in record["error"]

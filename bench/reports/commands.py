@@ -26,6 +26,16 @@ def table(args: argparse.Namespace) -> int:
         summary = attach_audit(summary_table(records_frame(records)), results_dir)
         print(render_csv(summary) if args.format == "csv" else render_latex(summary), end="")
     print(f"tables: {md_path}, {csv_path}, {md_path.with_suffix('.tex')}", file=sys.stderr)
+    if args.reference:
+        from bench import atomic
+        from bench.reports.published import DEFAULT_CSV, load_published, render_comparison
+
+        published = load_published(DEFAULT_CSV if args.reference == "coun" else Path(args.reference))
+        text = render_comparison(summary_table(records_frame(records)), published)
+        out = results_dir / "summary-published.md"
+        atomic.write_text(out, text)
+        print(text, end="")
+        print(f"comparison with the published results: {out}", file=sys.stderr)
     return 0
 
 

@@ -1,7 +1,8 @@
 """Records -> a flat frame, one row per finished cell, with each metric's |gap to Retrain|.
 
 The gap is taken from the record's own `retrain_reference` (Retrain's metrics on the
-same split and seed), so it is exact per seed and does not need the Retrain row.
+same split and seed), so it is exact per seed and does not need the Retrain row; those
+reference metrics are kept (`ref_<metric>`) for the gap of the means over seeds.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ KEY = GROUP + ["method"]
 ENV_FIELDS = ("device_type", "device_name", "cpu_model", "cpu_capability", "cpu_threads", "torch")  # what makes timings comparable
 FRAME_COLUMNS = (
     ["cell_id", "profile"] + KEY + ["seed"] + list(GAP_METRICS) + ["avg_gap", "forget_class_TA"]
-    + [f"{m}_gap" for m in GAP_METRICS] + ["forget_class_TA_gap", "pflops", "seconds", "device", "machine",
-                                            "created", "commit", "dirty", "config_hash"]
+    + [f"{m}_gap" for m in GAP_METRICS] + [f"ref_{m}" for m in GAP_METRICS]
+    + ["forget_class_TA_gap", "pflops", "eval_pflops", "seconds", "device", "machine",
+       "created", "commit", "dirty", "config_hash", "code_fingerprint", "nonmember_pool"]
 )
 
 
@@ -40,6 +42,7 @@ def _row(record: dict[str, Any]) -> dict[str, Any]:
     for m in GAP_METRICS:
         row[m] = float(metrics[m])
         row[f"{m}_gap"] = abs(float(metrics[m]) - float(reference[m]))
+        row[f"ref_{m}"] = float(reference[m])
     row["avg_gap"] = float(metrics["avg_gap"])
     fta, fta_ref = metrics.get("forget_class_TA"), reference.get("forget_class_TA")
     row["forget_class_TA"] = float(fta) if fta is not None else float("nan")
@@ -47,12 +50,23 @@ def _row(record: dict[str, Any]) -> dict[str, Any]:
     env = record.get("environment", {})
     code = record.get("code", {})
     row.update({
-        "pflops": float(record["cost"]["pflops"]), "seconds": float(record["timing"]["unlearn_seconds"]),
+        "pflops": float(record["cost"]["pflops"]), "eval_pflops": float(record["cost"].get("evaluation_pflops", 0.0)),
+        "seconds": float(record["timing"]["unlearn_seconds"]),
         "device": record["timing"].get("device", ""), "machine": machine_signature(env),
         "created": record.get("created", ""), "commit": code.get("commit", "unknown"),
         "dirty": code.get("dirty"), "config_hash": record.get("config_hash", ""),
+        "code_fingerprint": code.get("fingerprint", ""), "nonmember_pool": _pool_text(record),
     })
     return row
+
+
+def _pool_text(record: dict[str, Any]) -> str:
+    """'' when evaluation used the whole test set, else 'test-half <size>, hash <h>' (the held-out pool)."""
+    pool = (record.get("evaluation") or {}).get("nonmember_pool")
+    if not pool:
+        return ""
+    kind = record.get("config", {}).get("eval", {}).get("nonmember_pool", "pool")
+    return f"{kind}: {pool['size']} test images held out (index hash {pool['index_hash']})"
 
 
 def records_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:

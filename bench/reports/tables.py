@@ -2,9 +2,13 @@
 
 Rows are methods (Retrain and Original first); columns RA / UA / TA / MIA as
 mean ± std over seeds with the mean |gap to Retrain| in parentheses beside each,
-then Avg-Gap, PFLOPs and seconds. The lowest mean Avg-Gap among the unlearning
-methods (the reference rows excluded) is marked in bold. With one seed there is
-no spread and none is printed.
+then Avg-Gap in two forms, PFLOPs and seconds. Avg-Gap (per seed) is the mean over
+seeds of each cell's gap to the Retrain of its own split and seed (what records hold;
+it has a noise floor from the seed spread); Avg-Gap (of means) averages each metric
+over seeds first and then takes the gap to Retrain's means (CoUn's tables). The lowest
+of each among the unlearning methods (the reference rows excluded) is in bold. PFLOPs
+include a stop rule's evaluations, whose share is given beside them. With one seed
+there is no spread and none is printed.
 """
 
 from __future__ import annotations
@@ -16,15 +20,18 @@ from typing import Iterable
 import pandas as pd
 
 from bench import atomic
-from bench.metrics import GAP_METRICS
+from bench.metrics import GAP_METRICS, gap_of_means
 from bench.reports.frame import GROUP, KEY, REFERENCE_METHODS, records_frame, sort_frame
 from bench.reports.render import latex_escape, markdown_table
 from bench.reports.stats import mean_std
 
 QUANTITIES = (list(GAP_METRICS) + [f"{m}_gap" for m in GAP_METRICS]
-              + ["avg_gap", "forget_class_TA", "forget_class_TA_gap", "pflops", "seconds"])
+              + ["avg_gap", "forget_class_TA", "forget_class_TA_gap", "pflops", "eval_pflops", "seconds"])
 NOTE = ("Generated from result records by `python -m bench table` (and `bench run`); do not edit. "
         "Mean ± std over seeds (no ± with one seed); (|gap to Retrain|) beside each metric; "
+        "Avg-Gap per seed: each cell against the Retrain of its own split and seed, then averaged; "
+        "Avg-Gap of means: metrics averaged over seeds first, then the gap (CoUn's form); "
+        "PFLOPs include stop-rule evaluations (their share in parentheses); "
         "**bold** = lowest Avg-Gap among unlearning methods (Retrain and Original are references).")
 
 
@@ -38,17 +45,23 @@ def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
         row = dict(zip(KEY, key))
         for q in QUANTITIES:
             row[f"{q}_mean"], row[f"{q}_std"] = mean_std(part[q].dropna())
+        row["avg_gap_of_means"] = gap_of_means(part[list(GAP_METRICS)].to_dict("records"),
+                                               part[[f"ref_{m}" for m in GAP_METRICS]]
+                                               .rename(columns=lambda c: c[4:]).to_dict("records"))
         row["seeds"] = len(part)
         row["seed_list"] = ",".join(str(s) for s in sorted(part["seed"]))
         row["devices"] = "; ".join(sorted(set(part["device"])))
+        row["code_versions"] = part["code_fingerprint"].nunique()
+        row["nonmember_pool"] = "; ".join(sorted({p for p in part["nonmember_pool"] if p}))
         rows.append(row)
     out = pd.DataFrame(rows)
-    out["best"] = False
-    for _, block in out.groupby(GROUP, sort=False):
-        candidates = block[~block["method"].isin(REFERENCE_METHODS)]
-        if not candidates.empty:
-            lowest = candidates["avg_gap_mean"].min()
-            out.loc[candidates.index[candidates["avg_gap_mean"] == lowest], "best"] = True
+    for flag, column in (("best", "avg_gap_mean"), ("best_of_means", "avg_gap_of_means")):
+        out[flag] = False
+        for _, block in out.groupby(GROUP, sort=False):
+            candidates = block[~block["method"].isin(REFERENCE_METHODS)]
+            if not candidates.empty:
+                lowest = candidates[column].min()
+                out.loc[candidates.index[candidates[column] == lowest], flag] = True
     return out
 
 
@@ -88,9 +101,14 @@ def fmt_pflops(value: float) -> str:
 
 
 def _pflops_cell(row: pd.Series) -> str:
+    """Total PFLOPs (± over seeds when they differ), and the stop rule's evaluation share if any."""
     std = row["pflops_std"]
     text = fmt_pflops(row["pflops_mean"])
-    return text if math.isnan(std) or std == 0 else f"{text} ± {fmt_pflops(std)}"
+    text = text if math.isnan(std) or std == 0 else f"{text} ± {fmt_pflops(std)}"
+    evaluated, total = row.get("eval_pflops_mean", math.nan), row["pflops_mean"]
+    if evaluated > 0 and total > 0:
+        text += f" (eval {100 * evaluated / total:.0f}%)"
+    return text
 
 
 def _metric_cell(row: pd.Series, metric: str) -> str:
@@ -103,28 +121,32 @@ def table_columns(block: pd.DataFrame) -> list[str]:
     """Headings; the forgotten class's own test accuracy only for class-wise blocks."""
     extra = ["Forget-class TA"] if block["forget_class_TA_mean"].notna().any() else []
     audit = list(AUDIT_COLUMNS.values()) if _has_audit(block) else []
-    return ["Method", "RA", "UA", "TA", "MIA"] + extra + ["Avg-Gap"] + audit + ["PFLOPs", "Seconds"]
+    return ["Method", "RA", "UA", "TA", "MIA"] + extra + [GAP_PER_SEED, GAP_OF_MEANS] + audit + ["PFLOPs", "Seconds"]
 
 
 def _has_audit(block: pd.DataFrame) -> bool:
     return "F" in block and bool(block["F"].notna().any())
 
 
-def table_cells(block: pd.DataFrame) -> tuple[list[str], list[list[str]], list[bool]]:
-    """(headings, rows of text, whether each row is the best) for one block."""
+GAP_PER_SEED, GAP_OF_MEANS = "Avg-Gap (per seed)", "Avg-Gap (of means)"
+
+
+def table_cells(block: pd.DataFrame) -> tuple[list[str], list[list[str]], list[list[bool]]]:
+    """(headings, rows of text, per row which cells are bold: the best of each Avg-Gap form) for one block."""
     headings = table_columns(block)
-    rows, best = [], []
+    rows, bold = [], []
     for _, row in block.iterrows():
         cells = [row["method"]] + [_metric_cell(row, m) for m in GAP_METRICS]
         if "Forget-class TA" in headings:
             cells.append(_metric_cell(row, "forget_class_TA"))
-        cells.append(fmt(row["avg_gap_mean"], row["avg_gap_std"]))
+        cells += [fmt(row["avg_gap_mean"], row["avg_gap_std"]), fmt(row["avg_gap_of_means"], math.nan)]
         if "F" in headings:
             cells += [fmt(row[c], math.nan, 3) for c in AUDIT_COLUMNS]
         cells += [_pflops_cell(row), fmt(row["seconds_mean"], row["seconds_std"], 1)]
         rows.append(cells)
-        best.append(bool(row["best"]))
-    return headings, rows, best
+        marks = {headings.index(GAP_PER_SEED): bool(row["best"]), headings.index(GAP_OF_MEANS): bool(row["best_of_means"])}
+        bold.append([marks.get(j, False) for j in range(len(headings))])
+    return headings, rows, bold
 
 
 def block_title(key: tuple, block: pd.DataFrame) -> str:
@@ -136,18 +158,31 @@ def block_title(key: tuple, block: pd.DataFrame) -> str:
     return f"{' / '.join(key)}  (seeds {', '.join(seeds)}; {', '.join(devices)}{noise})"
 
 
+def block_notes(block: pd.DataFrame) -> list[str]:
+    """Footnotes a block needs: a held-out non-member pool (TA and MIA then use the rest of the
+    test set), and methods whose seeds ran different code (records of another code version)."""
+    notes = []
+    pools = sorted({p for ps in block["nonmember_pool"] for p in ps.split("; ") if p})
+    if pools:
+        notes.append("Non-member pool held out of evaluation (TA, MIA and forget-class TA use the rest of the "
+                     "test set; a method may train on the pool, e.g. GP's full form): " + "; ".join(pools) + ".")
+    mixed = [m for m, n in zip(block["method"], block["code_versions"]) if n > 1]
+    if mixed:
+        notes.append("Records made by different code versions are mixed in: " + ", ".join(mixed)
+                     + " (rerun them with the current code).")
+    return notes
+
+
 def render_markdown(summary: pd.DataFrame, heading: str = "###", note: bool = True) -> str:
     if summary.empty:
         return "_no finished cells_\n"
     parts = [NOTE + "\n"] if note else []
     for key, block in summary.groupby(GROUP, sort=False):
-        headings, rows, best = table_cells(block)
-        gap_col = headings.index("Avg-Gap")
-        for cells, is_best in zip(rows, best):
-            if is_best:
-                cells[gap_col] = f"**{cells[gap_col]}**"
+        headings, rows, bold = table_cells(block)
+        rows = [[f"**{c}**" if b else c for c, b in zip(cells, marks)] for cells, marks in zip(rows, bold)]
         parts.append(f"{heading} {block_title(key, block)}\n")
         parts.append(markdown_table(headings, rows))
+        parts += [f"_{n}_\n" for n in block_notes(block)]
     return "\n".join(parts)
 
 
@@ -157,20 +192,20 @@ def render_latex(summary: pd.DataFrame) -> str:
         return "% no finished cells\n"
     parts = ["% Generated from result records by `python -m bench table`; do not edit. Needs \\usepackage{booktabs}.\n"]
     for key, block in summary.groupby(GROUP, sort=False):
-        headings, rows, best = table_cells(block)
-        gap_col = headings.index("Avg-Gap")
+        headings, rows, bold = table_cells(block)
         body = []
-        for i, (cells, is_best) in enumerate(zip(rows, best)):
+        for i, (cells, marks) in enumerate(zip(rows, bold)):
             cells = [latex_escape(c).replace("±", r"$\pm$") for c in cells]
-            if is_best:
-                cells[gap_col] = rf"\textbf{{{cells[gap_col]}}}"
+            cells = [rf"\textbf{{{c}}}" if b else c for c, b in zip(cells, marks)]
             body.append(" & ".join(cells) + r" \\")
             is_last_reference = block.iloc[i]["method"] in REFERENCE_METHODS and (
                 i + 1 < len(block) and block.iloc[i + 1]["method"] not in REFERENCE_METHODS)
             if is_last_reference:
                 body.append(r"\midrule")
         caption = latex_escape(block_title(key, block)) + (
-            r". Mean $\pm$ std over seeds; $|$gap to Retrain$|$ in parentheses; best Avg-Gap in bold.")
+            r". Mean $\pm$ std over seeds; $|$gap to Retrain$|$ in parentheses; Avg-Gap per seed and of the "
+            r"means over seeds (CoUn's form); best of each in bold.") + "".join(
+            " " + latex_escape(n) for n in block_notes(block))
         parts.append("\n".join([
             r"\begin{table}[t]", r"\centering", r"\small",
             rf"\caption{{{caption}}}",
