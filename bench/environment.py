@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-NUMERICS_PINS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR")
+NUMERICS_PINS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR")  # the keys of bench.numerics.PORTABLE
 
 
 @functools.lru_cache(maxsize=1)
@@ -46,6 +46,12 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
+def cpu_kernels() -> dict:
+    """Which CPU kernels run: the instruction set ATen uses and the pins set (bench/numerics.py)."""
+    return {"cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "numerics_pins": {k: os.environ[k] for k in NUMERICS_PINS if k in os.environ}}
+
+
 def environment(device: torch.device) -> dict:
     env = {
         "python": platform.python_version(),
@@ -58,7 +64,6 @@ def environment(device: torch.device) -> dict:
     }
     if device.type == "cuda":
         env["cuda"] = torch.version.cuda
-    else:  # CPU numbers depend on the kernels' instruction set (see .ci/portable-numerics.sh)
-        env["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
-        env["numerics_pins"] = {k: os.environ[k] for k in NUMERICS_PINS if k in os.environ}
+    else:  # CPU numbers depend on the kernels' instruction set (see bench/numerics.py)
+        env.update(cpu_kernels())
     return env

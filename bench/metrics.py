@@ -22,8 +22,8 @@ import torch.nn as nn
 
 from bench.data.device_data import DeviceData
 from bench.engine import Engine
+from bench.names import GAP_METRICS
 
-GAP_METRICS = ("RA", "UA", "TA", "MIA")
 CLASSWISE_TEST_CHOICES = ("remaining", "all")
 
 
