@@ -28,6 +28,7 @@ from typing import Any, Mapping
 
 from bench.hparams import ParamSpec, check_params
 from bench.registry import Registry
+from bench.tasks import CLASSIFY, supports
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,10 @@ class MethodEntry:
     scenarios: tuple[str, ...]
     smoke: dict[str, Any] = field(default_factory=dict)
     specs: tuple[ParamSpec, ...] = ()
+    tasks: tuple[str, ...] = (CLASSIFY,)
+
+    def supports_task(self, task: str) -> bool:
+        return supports(self.tasks, task)
 
     def param_specs(self) -> list[ParamSpec]:
         return list(self.specs)
@@ -86,7 +91,7 @@ class _Module:
             return self, name
         if name in self.imported:
             module, original = self.imported[name]
-            if module.split(".")[0] in METHOD_PACKAGES:
+            if module.split(".")[0] in METHOD_PACKAGES + ("bench",):  # constants such as bench.tasks.ANY_TASK
                 return self.reader.module(module).lookup(original)
         raise Unreadable(f"{self.path}: cannot follow the name {name!r}")
 
@@ -158,7 +163,7 @@ class _Module:
         if len(decorator.args) != 1:
             raise Unreadable(f"{self.path}: register_method on {cls.name} takes the method's name")
         keywords = {k.arg: self.value(k.value) for k in decorator.keywords}
-        if None in keywords or set(keywords) - {"scenarios", "smoke"}:
+        if None in keywords or set(keywords) - {"scenarios", "smoke", "tasks"}:
             raise Unreadable(f"{self.path}: register_method arguments on {cls.name}")
         doc = ast.get_docstring(cls, clean=False)
         if not doc or not _is_dataclass(cls):
@@ -166,7 +171,7 @@ class _Module:
         return MethodEntry(
             name=self.value(decorator.args[0]), module=self.name, summary=doc.strip().splitlines()[0],
             scenarios=tuple(keywords.get("scenarios", SCENARIO_KINDS)), smoke=dict(keywords.get("smoke") or {}),
-            specs=tuple(self.fields(cls).values()),
+            specs=tuple(self.fields(cls).values()), tasks=tuple(keywords.get("tasks", (CLASSIFY,))),
         )
 
 
@@ -253,7 +258,7 @@ def _declared() -> tuple[MethodEntry, ...]:
 
 def _entry(info: Any) -> MethodEntry:
     return MethodEntry(info.name, info.cls.__module__, info.summary, tuple(info.scenarios), dict(info.smoke),
-                       tuple(info.param_specs()))
+                       tuple(info.param_specs()), tuple(getattr(info, "tasks", (CLASSIFY,))))
 
 
 def method_index() -> Registry[MethodEntry]:
