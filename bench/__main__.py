@@ -2,4 +2,4 @@ import sys
 
 from bench.cli import main
 
-sys.exit(main())
+sys.exit(main(rerun=True))

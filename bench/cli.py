@@ -11,9 +11,10 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Sequence
 
 from bench import paths
+from bench.cli_setup import CellSetup, add_cell_options, at_least, csv, seeds, writable_folder
 from bench.errors import ConfigError, UsageError
 
 
@@ -21,33 +22,12 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (and exit status 2)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise ConfigError(f"{message} (see: python -m bench {self.prog.split()[-1]} --help)")
+        command = " ".join(self.prog.split()[1:])  # "" for the top level, "run" for `bench run`
+        raise ConfigError(f"{message} (see: python -m bench {command + ' ' if command else ''}--help)")
 
 
-def _csv(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
-
-
-def _seeds(text: str) -> list[int]:
-    try:
-        seeds = [int(t) for t in _csv(text)]
-    except ValueError:
-        raise ConfigError(f"--seeds takes integers separated by commas, got {text!r}") from None
-    if not seeds or any(s < 0 for s in seeds):
-        raise ConfigError(f"--seeds takes integers >= 0, got {text!r}")
-    return seeds
-
-
-def _overrides(items: list[str]) -> dict[str, dict[str, Any]]:
-    """--set METHOD.key=value (repeatable) -> {METHOD: {key: "value"}} (typed later by the method)."""
-    out: dict[str, dict[str, Any]] = {}
-    for item in items:
-        name, eq, value = item.partition("=")
-        method, dot, key = name.partition(".")
-        if not eq or not dot or not method or not key:
-            raise ConfigError(f"--set takes METHOD.key=value, got {item!r}")
-        out.setdefault(method.strip(), {})[key.strip()] = value.strip()
-    return out
+def _batch_sizes(text: str) -> list[int]:
+    return [at_least(1, "--batch-sizes")(t) for t in csv(text)] or [256]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,27 +35,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="run a grid of (method x scenario x seed) cells and print the Avg-Gap table")
-    run.add_argument("--profile", default="quick", help="profile name or .toml path (default: quick, offline digits on the CPU)")
+    add_cell_options(run)
     which = run.add_mutually_exclusive_group()
     which.add_argument("--all", action="store_true", help="every registered method (default: the profile's list)")
-    which.add_argument("--methods", type=_csv, help="comma-separated method names (globs allowed, e.g. 'CU,HCU,F*')")
-    run.add_argument("--scenarios", type=_csv, help="e.g. random10,random50,class9 (default: the profile's)")
-    run.add_argument("--seeds", type=_seeds, help="e.g. 0,1,2 (default: the profile's)")
-    run.add_argument("--device", help="auto, cpu or cuda (default: the profile's)")
-    run.add_argument("--data-root", help=f"where datasets are looked for (default: ${paths.DATA_ENV} or ~/.cache/unlearn-bench/data)")
-    run.add_argument("--cache-dir", help=f"decoded tensors and checkpoints (default: ${paths.CACHE_ENV} or ~/.cache/unlearn-bench)")
+    which.add_argument("--methods", type=csv, help="comma-separated method names (globs allowed, e.g. 'CU,HCU,F*')")
+    run.add_argument("--scenarios", type=csv, help="e.g. random10,random50,class9 (default: the profile's)")
+    run.add_argument("--seeds", type=seeds, help="e.g. 0,1,2 (default: the profile's)")
     run.add_argument("--results", help="results folder (default: results/local/<profile>, git-ignored)")
     run.add_argument("--force", action="store_true", help="redo cells that already have a finished record")
-    run.add_argument("--replicas", type=int, metavar="K",
+    run.add_argument("--replicas", type=at_least(1, "--replicas"), metavar="K",
                      help="audit replicas: K Retrain seeds and K method seeds per scenario (default: the profile's [audit])")
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="METHOD.key=value",
-                     help="override a method hyperparameter (repeatable)")
-    run.add_argument("--offline", action="store_true", help=f"never try to download data (also ${paths.OFFLINE_ENV}=1)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars (one line per cell instead)")
     run.add_argument("--executor", choices=("local", "ray"), default="local",
                      help="local: this machine's worker pool (default); ray: Ray tasks (pip install -e '.[ray]')")
-    run.add_argument("--workers", type=int, help="parallel workers (default: GPUs x cells-per-gpu, or 1 on a CPU-only machine)")
-    run.add_argument("--cells-per-gpu", type=int, help="cells sharing each GPU (default: 2)")
+    run.add_argument("--workers", type=at_least(1, "--workers"), help="parallel workers (default: GPUs x cells-per-gpu, or 1 on a CPU-only machine)")
+    run.add_argument("--cells-per-gpu", type=at_least(1, "--cells-per-gpu"), help="cells sharing each GPU (default: 2)")
     run.add_argument("--address", help="--executor ray: join this Ray cluster (default: start a local Ray)")
 
     sub.add_parser("list", help="list methods (with hyperparameters), datasets, models and profiles")
@@ -89,8 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "settings, Avg-Gap in the paper's form (default CSV: the bundled copy of CoUn's figures)")
 
     board = sub.add_parser("leaderboard", help="write leaderboard.md/.html and figures for each results folder")
-    board.add_argument("--results", default="results",
-                       help="a results folder, or a folder of them (one page each; default: results)")
+    board.add_argument("--results", default=str(paths.LOCAL_RESULTS),
+                       help="a results folder, or a folder of them (one page each; default: results/local, "
+                            "where `bench run` writes; results/quick holds the published ones)")
     board.add_argument("--no-plots", action="store_true", help="pages without (re)drawing the figures")
 
     audit = sub.add_parser("audit", help="per-example privacy audit of a folder's replicas (challenge score, U-LiRA, KLoM)")
@@ -113,35 +88,26 @@ def build_parser() -> argparse.ArgumentParser:
     base.add_argument("--allow-failed", action="store_true", help="store it even if some cells failed")
 
     embed = sub.add_parser("embed", help="re-run one cell and draw its features before/after (t-SNE, Poincare disk)")
-    embed.add_argument("--profile", default="quick", help="profile name or .toml path (default: quick)")
+    add_cell_options(embed)
     embed.add_argument("--method", required=True, help="method name")
     embed.add_argument("--scenario", required=True, help="e.g. random10 or class9")
-    embed.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
-    embed.add_argument("--view", type=_csv, help="tsne,poincare (default: both)")
-    embed.add_argument("--max-points", type=int, default=2000, help="training samples drawn (default: 2000)")
+    embed.add_argument("--seed", type=at_least(0, "--seed"), default=0, help="seed (default: 0)")
+    embed.add_argument("--view", type=csv, help="tsne,poincare (default: both)")
+    embed.add_argument("--max-points", type=at_least(10, "--max-points"), default=2000,
+                       help="training samples drawn (default: 2000)")
     embed.add_argument("--curvature", type=float, default=1.0, help="Poincare ball curvature c (default: 1, the unit disk)")
     embed.add_argument("--out", help="folder for the figures (default: results/local/<profile>/figures)")
-    embed.add_argument("--device", help="auto, cpu or cuda (default: the profile's)")
-    embed.add_argument("--data-root", help="where datasets are looked for")
-    embed.add_argument("--cache-dir", help="decoded tensors and checkpoints")
-    embed.add_argument("--set", dest="overrides", action="append", default=[], metavar="METHOD.key=value",
-                       help="override a method hyperparameter (repeatable)")
-    embed.add_argument("--offline", action="store_true", help="never try to download data")
 
     perf = sub.add_parser("perf", help="training throughput (img/s): the engine against a plain eager loop; "
                                        "with --methods, each method against its FLOP count")
-    perf.add_argument("--methods", type=_csv, help="per-method mode: these methods (or 'all') on --profile's setting")
-    perf.add_argument("--profile", default="quick", help="per-method mode: profile (dataset, model, recipe; default quick)")
+    add_cell_options(perf, profile_help="per-method mode: profile (dataset, model, recipe; default quick)")
+    perf.add_argument("--methods", type=csv, help="per-method mode: these methods (or 'all') on --profile's setting")
     perf.add_argument("--scenario", default="random10", help="per-method mode: scenario (default random10)")
-    perf.add_argument("--seed", type=int, default=0, help="per-method mode: seed (default 0)")
+    perf.add_argument("--seed", type=at_least(0, "--seed"), default=0, help="per-method mode: seed (default 0)")
     perf.add_argument("--dataset", default="digits", help="dataset to draw batches from (default: digits)")
-    perf.add_argument("--models", type=_csv, help="models to measure (default: all)")
-    perf.add_argument("--batch-sizes", type=_csv, default=["256"], help="e.g. 256,512 (default: 256)")
-    perf.add_argument("--steps", type=int, default=30, help="timed steps per repeat (default: 30)")
-    perf.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
-    perf.add_argument("--data-root", help="where datasets are looked for")
-    perf.add_argument("--cache-dir", help="decoded-tensor cache")
-    perf.add_argument("--threads", type=int, help="CPU threads")
+    perf.add_argument("--models", type=csv, help="models to measure (default: all)")
+    perf.add_argument("--batch-sizes", type=_batch_sizes, default=[256], help="e.g. 256,512 (default: 256)")
+    perf.add_argument("--steps", type=at_least(1, "--steps"), default=30, help="timed steps per repeat (default: 30)")
 
     from bench.tune.command import add_parser as add_tune_parser
 
@@ -149,40 +115,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    import torch
+def cmd_run(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
+    setup = CellSetup.from_args(args, methods=None if args.all else args.methods, scenarios=args.scenarios,
+                                seeds=args.seeds, argv=argv)
+    setup.replicas = args.replicas
+    results_dir = writable_folder(Path(args.results) if args.results else paths.local_results(setup.profile.name),
+                                  "--results")
+    cells = setup.plan()
 
-    from bench import profiles
-    from bench.data.catalog import load_dataset
     from bench.executors import make_executor
-    from bench.grid import plan, run_grid
-    from bench.method import resolve_methods
+    from bench.grid import run_grid
     from bench.progress import Progress
     from bench.records import RecordStore
     from bench.reports.tables import write_summary
 
-    profile = profiles.load(args.profile)
-    if profile.threads:
-        torch.set_num_threads(profile.threads)
-    methods = resolve_methods(None if args.all else (args.methods or (list(profile.methods) if profile.methods else None)))
-    data_root, cache_dir = paths.data_root(args.data_root), paths.cache_dir(args.cache_dir)
-    download = profile.download and not args.offline and not paths.offline_by_env()
-    cells, notes = plan(profile, methods, scenarios=args.scenarios, seeds=args.seeds, device=args.device,
-                        data_root=data_root, cache_dir=cache_dir, download=download, overrides=_overrides(args.overrides),
-                        replicas=args.replicas)
-    from bench.cell import resolve_device
-
-    resolve_device(cells[0].device)  # a missing GPU is a usage error now, not 40 failed cells later
-    load_dataset(cells[0].dataset, data_root, cache=cache_dir, download=download)  # likewise missing data
-
     progress = Progress(enabled=False if args.no_progress else None)
-    for note in notes:
+    for note in setup.notes:
         progress.write(f"note: {note}")
-    results_dir = Path(args.results) if args.results else paths.local_results(profile.name)
     store = RecordStore(results_dir)
-    progress.write(f"profile {profile.name}: {len(cells)} cells -> {results_dir}")
+    progress.write(f"profile {setup.profile.name}: {len(cells)} cells -> {results_dir}")
     executor = make_executor(args.executor, progress, device=cells[0].device, workers=args.workers,
-                             cells_per_gpu=args.cells_per_gpu, address=args.address, threads=profile.threads)
+                             cells_per_gpu=args.cells_per_gpu, address=args.address, threads=setup.profile.threads)
     summary = run_grid(cells, store, executor, progress, force=args.force)
     if any(c.replica for c in cells):
         from bench.audit.report import write_audit
@@ -201,15 +154,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_list(args: argparse.Namespace) -> int:
+def cmd_list(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
+    """Everything here is read without importing torch (methods from their source, see bench.method_index)."""
     from bench import profiles
     from bench.data.catalog import DATASETS
-    from bench.method import METHODS
-    from bench.models import MODELS
+    from bench.method_index import method_index, model_index
 
+    methods = method_index()
     print("methods:")
-    for name in METHODS:
-        info = METHODS.get(name)
+    for name in methods:
+        info = methods.get(name)
         kinds = "" if len(info.scenarios) == 2 else f" [{'/'.join(info.scenarios)} only]"
         print(f"  {name:<12} {info.summary}{kinds}")
         for spec in info.param_specs():
@@ -222,9 +176,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"  {name:<14} {d.train_size} train / {d.test_size} test, {d.channels}x{d.image_size}x{d.image_size}, "
               f"{d.num_classes} classes, default model {d.default_model}")
     print("models:")
-    for name in MODELS:
-        doc = (MODELS.get(name).__doc__ or "").strip().splitlines()[0]
-        print(f"  {name:<14} {doc}")
+    for name, summary in model_index().items():
+        print(f"  {name:<14} {summary}")
     print("profiles:")
     for name in profiles.available():
         p = profiles.load(name)
@@ -232,7 +185,12 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_perf(args: argparse.Namespace) -> int:
+def cmd_perf(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
+    if args.methods:
+        return _perf_methods(args, argv)
+    from bench import cli_setup
+
+    data_root, cache_dir = cli_setup.data_root(args.data_root), cli_setup.cache_dir(args.cache_dir)
     import torch
 
     from bench.cell import resolve_device
@@ -242,51 +200,30 @@ def cmd_perf(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.steps < 1:
-        raise ConfigError("--steps must be >= 1")
-    try:
-        batch_sizes = [int(b) for b in args.batch_sizes]
-    except ValueError:
-        raise ConfigError(f"--batch-sizes takes integers, got {','.join(args.batch_sizes)!r}") from None
-    if args.methods:
-        return _perf_methods(args)
-    device = resolve_device(args.device)
+    device = resolve_device(args.device or "auto")
     models = args.models or list(MODELS)
     for m in models:
         MODELS.get(m)
-    data = load_dataset(args.dataset, paths.data_root(args.data_root), cache=paths.cache_dir(args.cache_dir),
-                        download=not paths.offline_by_env())
-    results = [measure(data, m, device, b, steps=args.steps) for m in models for b in batch_sizes]
+    data = load_dataset(args.dataset, data_root, cache=cache_dir, download=not (args.offline or paths.offline_by_env()))
+    results = [measure(data, m, device, b, steps=args.steps) for m in models for b in args.batch_sizes]
     print(render(results), end="")
     return 0
 
 
-def _perf_methods(args: argparse.Namespace) -> int:
+def _perf_methods(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     """bench perf --methods: each method's procedure against its FLOP count at the plain step's rate."""
-    from bench import profiles
-    from bench.data.catalog import load_dataset
-    from bench.grid import plan
-    from bench.method import resolve_methods
-    from bench.perf import measure_methods, plain_flop_rate, render_methods
-
-    profile = profiles.load(args.profile)
-    if args.threads or profile.threads:
-        import torch
-
-        torch.set_num_threads(args.threads or profile.threads)
-    chosen = resolve_methods(None if args.methods == ["all"] else args.methods)
-    data_root, cache_dir = paths.data_root(args.data_root), paths.cache_dir(args.cache_dir)
-    download = profile.download and not paths.offline_by_env()
-    device = None if args.device == "auto" and profile.device != "auto" else args.device
-    cells, _ = plan(profile, chosen, scenarios=[args.scenario], seeds=[args.seed], device=device,
-                    data_root=data_root, cache_dir=cache_dir, download=download)
-    cells = [c for c in cells if c.method not in ("Retrain", "Original")]  # training itself / nothing to time
+    setup = CellSetup.from_args(args, methods=None if args.methods == ["all"] else args.methods,
+                                scenarios=[args.scenario], seeds=[args.seed], argv=argv)
+    cells = [c for c in setup.plan() if c.method not in ("Retrain", "Original")]  # training itself / nothing to time
     if not cells:
         raise ConfigError("--methods: nothing to time (Retrain is the training loop itself, Original does nothing)")
     from bench.cell import resolve_device
+    from bench.data.catalog import load_dataset
+    from bench.perf import measure_methods, plain_flop_rate, render_methods
 
-    data = load_dataset(cells[0].dataset, data_root, cache=cache_dir, download=download)
-    rate = plain_flop_rate(data, cells[0].model, resolve_device(cells[0].device), profile.train.batch_size, args.steps)
+    data = load_dataset(cells[0].dataset, setup.data_root, cache=setup.cache_dir, download=setup.download)
+    rate = plain_flop_rate(data, cells[0].model, resolve_device(cells[0].device), setup.profile.train.batch_size,
+                           args.steps)
     print(render_methods(measure_methods(cells, rate), rate), end="")
     return 0
 
@@ -294,10 +231,10 @@ def _perf_methods(args: argparse.Namespace) -> int:
 def _report(name: str):
     """A report command, imported only when used (pandas, seaborn, scipy load slowly)."""
 
-    def command(args: argparse.Namespace) -> int:
+    def command(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
         from bench.reports import commands
 
-        return getattr(commands, name)(args)
+        return getattr(commands, name)(args, argv)
 
     return command
 
@@ -312,14 +249,16 @@ COMMANDS = {"run": cmd_run, "list": cmd_list, "perf": cmd_perf, "tune": cmd_tune
     name: _report(name) for name in ("table", "leaderboard", "compare", "baseline", "embed", "audit")}}
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, rerun: bool = False) -> int:
+    """`rerun`: this is the process's own command line (`python -m bench`), which may run itself
+    again with pinned numerics (bench/numerics.py); in-process callers (tests) leave it False."""
     logging.basicConfig(format="warning: %(message)s", level=logging.WARNING)
+    arguments = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = build_parser().parse_args(argv)
-        from bench.plugins import load_all_methods
-
-        load_all_methods()
-        return COMMANDS[args.command](args)
+        args, extra = build_parser().parse_known_args(arguments)
+        if extra:  # argparse would blame the top level; the hint should name the command's own --help
+            raise ConfigError(f"unrecognized arguments: {' '.join(extra)} (see: python -m bench {args.command} --help)")
+        return COMMANDS[args.command](args, arguments if rerun else None)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

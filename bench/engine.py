@@ -24,6 +24,7 @@ from bench.data.catalog import Augment
 from bench.data.device_data import DeviceData
 from bench.errors import CellFailure
 from bench.progress import SILENT, Progress
+from bench.recipe import TrainRecipe  # noqa: F401  (it lived here; kept importable)
 
 
 @dataclass(frozen=True)
@@ -35,22 +36,6 @@ class Batch:
 
     def __len__(self) -> int:
         return self.y.shape[0]
-
-
-@dataclass(frozen=True)
-class TrainRecipe:
-    """Supervised training (Original and Retrain). Defaults: the paper recipe."""
-
-    epochs: int = 182
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    batch_size: int = 256
-    milestones: tuple[float, ...] = (0.5, 0.75)  # fractions of training at which lr is multiplied by gamma
-    gamma: float = 0.1
-
-    def milestone_epochs(self) -> list[int]:
-        return [int(round(m * self.epochs)) for m in self.milestones]
 
 
 class Engine:

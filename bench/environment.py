@@ -15,7 +15,7 @@ from types import ModuleType
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-NUMERICS_PINS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR")
+NUMERICS_PINS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR")  # the keys of bench.numerics.PORTABLE
 CODE_PACKAGES = ("bench", "methods", "baselines")  # the project's own code, fingerprinted per cell
 NOT_CELL_CODE = ("bench.reports", "bench.cli", "bench.grid", "bench.records")  # read records, never make one
 
@@ -52,6 +52,12 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
+def cpu_kernels() -> dict:
+    """Which CPU kernels run: the instruction set ATen uses and the pins set (bench/numerics.py)."""
+    return {"cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "numerics_pins": {k: os.environ[k] for k in NUMERICS_PINS if k in os.environ}}
+
+
 def environment(device: torch.device) -> dict:
     env = {
         "python": platform.python_version(),
@@ -64,9 +70,8 @@ def environment(device: torch.device) -> dict:
     }
     if device.type == "cuda":
         env["cuda"] = torch.version.cuda
-    else:  # CPU numbers depend on the kernels' instruction set (see .ci/portable-numerics.sh)
-        env["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
-        env["numerics_pins"] = {k: os.environ[k] for k in NUMERICS_PINS if k in os.environ}
+    else:  # CPU numbers depend on the kernels' instruction set (see bench/numerics.py)
+        env.update(cpu_kernels())
     return env
 
 

@@ -11,6 +11,7 @@ a validated instance, with a one-line `ConfigError` for an unknown key or a bad 
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from typing import Any, Mapping, Protocol
 
@@ -211,6 +212,8 @@ def coerce(spec: ParamSpec, value: Any, where: str) -> Any:
             if isinstance(value, bool):
                 raise ValueError
             value = float(value)
+            if not math.isfinite(value):  # nan/inf pass every bound check and then wreck the run
+                raise ConfigError(f"{where}: {value!r} is not a finite number")
         elif t is str:
             if not isinstance(value, str):
                 raise ValueError
@@ -227,17 +230,23 @@ def coerce(spec: ParamSpec, value: Any, where: str) -> Any:
     return value
 
 
-def build_params(cls: type, overrides: Mapping[str, Any], owner: str) -> Any:
-    """An instance of dataclass `cls` with `overrides` applied and validated."""
-    specs = {s.name: s for s in param_specs(cls)}
+def check_params(specs: list[ParamSpec], overrides: Mapping[str, Any], owner: str) -> dict[str, Any]:
+    """`overrides` typed and validated against `specs` (the defaults are checked against their
+    bounds too): the keyword arguments for the dataclass."""
+    by_name = {s.name: s for s in specs}
     kwargs = {}
     for key, value in overrides.items():
-        if key not in specs:
+        if key not in by_name:
             raise ConfigError(
-                f"{owner} has no hyperparameter {key!r}; it has: {', '.join(specs) or 'none'}"
+                f"{owner} has no hyperparameter {key!r}; it has: {', '.join(by_name) or 'none'}"
             )
-        kwargs[key] = coerce(specs[key], value, f"{owner}.{key}")
-    for spec in specs.values():  # defaults must satisfy the declared bounds too
+        kwargs[key] = coerce(by_name[key], value, f"{owner}.{key}")
+    for spec in specs:  # defaults must satisfy the declared bounds too
         if spec.name not in kwargs:
             coerce(spec, spec.default, f"{owner}.{spec.name} (default)")
-    return cls(**kwargs)
+    return kwargs
+
+
+def build_params(cls: type, overrides: Mapping[str, Any], owner: str) -> Any:
+    """An instance of dataclass `cls` with `overrides` applied and validated."""
+    return cls(**check_params(param_specs(cls), overrides, owner))

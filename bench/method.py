@@ -34,13 +34,13 @@ from bench.engine import Batch, Engine
 from bench.flops import SampleCounter, SampleCounts
 from bench.hparams import ParamSpec, build_params, param_specs
 from bench.models import Classifier
+from bench.names import REFERENCE_METHODS  # noqa: F401  (re-exported)
 from bench.progress import SILENT, Progress
 from bench.registry import Registry
 from bench.splits import Scenario
 from bench.tasks import CLASSIFY, supports
 
 SCENARIO_KINDS = ("random", "class")
-REFERENCE_METHODS = ("Retrain", "Original")  # rows every table shows first; compared against, never "best"
 
 
 @dataclass(frozen=True)

@@ -35,9 +35,9 @@ import torch.nn as nn
 
 from bench.data.device_data import DeviceData
 from bench.engine import Engine
+from bench.names import GAP_METRICS
 from bench.splits import derive_seed, index_hash
 
-GAP_METRICS = ("RA", "UA", "TA", "MIA")
 MIA_SVC = {"C": 3, "gamma": "auto", "kernel": "rbf", "tol": 1e-6}  # methods.md, with a tight solver tolerance
 EVAL_PRECISION = "fp32"
 CLASSWISE_TEST_CHOICES = ("remaining", "all")

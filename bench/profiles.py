@@ -7,17 +7,19 @@ file. Unknown keys and bad values are `ConfigError`s naming the file and key.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.engine import TrainRecipe
+from bench.recipe import TrainRecipe
 from bench.errors import ConfigError
 from bench.hparams import build_params, hp
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 DEVICES = ("auto", "cpu", "cuda")
+NUMERICS = ("native", "portable")  # see bench/numerics.py
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class Profile:
     threads: int | None
     download: bool
     smoke: bool  # use each method's smoke settings (shorter schedules) under [params]
+    numerics: str  # "portable": pin the CPU kernels (bench/numerics.py) so numbers match on any x86-64 CPU
     train: TrainRecipe
     eval: EvalConfig
     params: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-method hyperparameter overrides
@@ -80,7 +83,7 @@ class Profile:
 
 
 _TOP_KEYS = {"description", "dataset", "model", "device", "seeds", "scenarios", "forget_class", "methods",
-             "threads", "download", "smoke", "train", "eval", "params",
+             "threads", "download", "smoke", "numerics", "train", "eval", "params",
              "task", "task_params", "tune", "tuned", "audit"}
 
 
@@ -97,7 +100,10 @@ def _section(cls: type, table: Any, where: str):
             raise ConfigError(f"{where}: unknown key {key!r}; known: {', '.join(sorted(names))}")
     try:
         if cls is TrainRecipe:
-            table = {**table, "milestones": tuple(table.get("milestones", TrainRecipe.milestones))}
+            milestones = table.get("milestones", TrainRecipe.milestones)
+            if not isinstance(milestones, (list, tuple)):
+                raise ConfigError(f"{where}: milestones must be a list of fractions, e.g. [0.5, 0.75]")
+            table = {**table, "milestones": tuple(milestones)}
             obj = cls(**table)
             _check_recipe(obj, where)
             return obj
@@ -106,10 +112,20 @@ def _section(cls: type, table: Any, where: str):
         raise ConfigError(f"{where}: {exc}") from None
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # TOML's true is not the integer 1 here
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _check_recipe(recipe: TrainRecipe, where: str) -> None:
+    if not all(_is_number(v) for v in (recipe.lr, recipe.momentum, recipe.weight_decay, recipe.gamma, *recipe.milestones)):
+        raise ConfigError(f"{where}: lr, momentum, weight_decay, gamma and milestones must be finite numbers")
     checks = [
-        (isinstance(recipe.epochs, int) and recipe.epochs >= 1, "epochs must be an integer >= 1"),
-        (isinstance(recipe.batch_size, int) and recipe.batch_size >= 1, "batch_size must be an integer >= 1"),
+        (_is_int(recipe.epochs) and recipe.epochs >= 1, "epochs must be an integer >= 1"),
+        (_is_int(recipe.batch_size) and recipe.batch_size >= 1, "batch_size must be an integer >= 1"),
         (isinstance(recipe.lr, (int, float)) and recipe.lr > 0, "lr must be > 0"),
         (isinstance(recipe.momentum, (int, float)) and 0 <= recipe.momentum < 1, "momentum must be in [0, 1)"),
         (isinstance(recipe.weight_decay, (int, float)) and recipe.weight_decay >= 0, "weight_decay must be >= 0"),
@@ -150,8 +166,10 @@ def load(name_or_path: str) -> Profile:
         raise ConfigError(f"profile file {path} does not exist")
     try:
         raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"profile {path}: {exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"profile {path} is not valid TOML ({exc})") from None
+    except OSError as exc:
+        raise ConfigError(f"profile {path} cannot be read ({exc.strerror})") from None
     return parse(raw, name=path.stem, source=str(path))
 
 
@@ -166,7 +184,7 @@ def parse(raw: dict[str, Any], name: str, source: str = "") -> Profile:
     if device not in DEVICES:
         raise ConfigError(f"{where}: device must be one of {', '.join(DEVICES)}, got {device!r}")
     seeds = raw.get("seeds", [0])
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
+    if not isinstance(seeds, list) or not seeds or not all(_is_int(s) and s >= 0 for s in seeds):
         raise ConfigError(f"{where}: seeds must be a non-empty list of integers >= 0")
     scenarios = raw.get("scenarios", ["random10", "random50", "class"])
     if not isinstance(scenarios, list) or not all(isinstance(s, str) for s in scenarios):
@@ -175,7 +193,7 @@ def parse(raw: dict[str, Any], name: str, source: str = "") -> Profile:
     if methods != "all" and not (isinstance(methods, list) and all(isinstance(m, str) for m in methods)):
         raise ConfigError(f"{where}: methods must be \"all\" or a list of method names")
     threads = raw.get("threads")
-    if threads is not None and not (isinstance(threads, int) and threads >= 1):
+    if threads is not None and not (_is_int(threads) and threads >= 1):
         raise ConfigError(f"{where}: threads must be an integer >= 1")
     params = raw.get("params", {})
     if not isinstance(params, dict) or not all(isinstance(v, dict) for v in params.values()):
@@ -189,7 +207,7 @@ def parse(raw: dict[str, Any], name: str, source: str = "") -> Profile:
         raise ConfigError(f"{where}: {TASKS.unknown_message(str(task))}")
     task_params = TASKS.get(task).params(raw.get("task_params", {}))
     forget_class = raw.get("forget_class", 9)
-    if not isinstance(forget_class, int) or forget_class < 0:
+    if not _is_int(forget_class) or forget_class < 0:
         raise ConfigError(f"{where}: forget_class must be an integer >= 0")
     tune = _section(TuneConfig, raw.get("tune", {}), f"{where} [tune]")
     if set(range(tune.seed, tune.seed + tune.repeats)) & set(seeds):
@@ -198,6 +216,17 @@ def parse(raw: dict[str, Any], name: str, source: str = "") -> Profile:
     tuned = raw.get("tuned")
     if tuned is not None and not (isinstance(tuned, str) and tuned.endswith(".toml")):
         raise ConfigError(f"{where}: tuned names a .toml file (relative to bench/profiles/), e.g. \"tuned/{name}.toml\"")
+    for key in ("dataset", "description"):
+        if key in raw and not isinstance(raw[key], str):
+            raise ConfigError(f"{where}: {key} must be a string")
+    if raw.get("model") is not None and not isinstance(raw["model"], str):
+        raise ConfigError(f"{where}: model must be a model name (see python -m bench list)")
+    for key in ("download", "smoke"):
+        if not isinstance(raw.get(key, False), bool):
+            raise ConfigError(f"{where}: {key} must be true or false, got {raw[key]!r}")
+    numerics = raw.get("numerics", "native")
+    if numerics not in NUMERICS:
+        raise ConfigError(f"{where}: numerics must be one of {', '.join(NUMERICS)}, got {numerics!r}")
     return Profile(
         name=name,
         description=str(raw.get("description", "")),
@@ -209,8 +238,9 @@ def parse(raw: dict[str, Any], name: str, source: str = "") -> Profile:
         forget_class=forget_class,
         methods=None if methods == "all" else tuple(methods),
         threads=threads,
-        download=bool(raw.get("download", True)),
-        smoke=bool(raw.get("smoke", False)),
+        download=raw.get("download", True),
+        smoke=raw.get("smoke", False),
+        numerics=numerics,
         train=_section(TrainRecipe, raw.get("train", {}), f"{where} [train]"),
         eval=_section(EvalConfig, raw.get("eval", {}), f"{where} [eval]"),
         params={k: dict(v) for k, v in params.items()},

@@ -9,14 +9,37 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from bench import atomic
-from bench.cell import SCHEMA_VERSION, CellSpec
-from bench.outputs import write_outputs
+
+if TYPE_CHECKING:  # bench.cell imports torch; the reports read records without it
+    from bench.cell import CellSpec
 
 log = logging.getLogger(__name__)
+
+
+NONFINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}  # what float() reads back
+
+
+def jsonable(value: Any) -> Any:
+    """`value` as strict JSON can hold it, so every record can be written, whatever its numbers:
+    a non-finite float becomes "NaN", "Infinity" or "-Infinity" (`float()` reads each back), a
+    number-like object (a tensor or numpy scalar a method noted) its float, anything else its text."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else NONFINITE[repr(value)]
+    if value is None or isinstance(value, (str, int)):
+        return value
+    try:
+        return jsonable(float(value))
+    except (TypeError, ValueError, RuntimeError):
+        return str(value)
 
 
 class RecordStore:
@@ -38,6 +61,8 @@ class RecordStore:
             return None
 
     def is_done(self, spec: CellSpec) -> bool:
+        from bench.cell import SCHEMA_VERSION
+
         record = self.read(spec.cell_id)
         return (
             record is not None
@@ -50,11 +75,13 @@ class RecordStore:
     def write(self, record: dict[str, Any]) -> Path:
         """Write the record; per-example outputs it carries (`_outputs`) go first into their own
         file, and the record keeps that file's name and hash instead."""
+        from bench.outputs import write_outputs  # torch: only where a cell's outputs are written
+
         arrays = record.pop("_outputs", None)
         if arrays is not None:
             record["outputs"] = write_outputs(self.records_dir, record["cell_id"], arrays)
         path = self.path(record["cell_id"])
-        atomic.write_json(path, record)
+        atomic.write_json(path, jsonable(record))
         return path
 
     def all(self) -> Iterator[dict[str, Any]]:

@@ -394,3 +394,57 @@ def test_pflops_keep_three_significant_figures_below_one():
     from bench.reports.tables import fmt_pflops
 
     assert [fmt_pflops(v) for v in (27.4449, 0.0115, 0.5, 3.54e-4, 0.0)] == ["27.44", "0.0115", "0.5", "3.54e-04", "0"]
+
+
+# ---------------------------------------------------------------------- issue 11: defaults, determinism, numerics
+
+
+def test_leaderboard_files_are_byte_identical_when_the_records_are(tmp_path):
+    folder = write_records(tmp_path / "test", grid(seeds=(0, 1)))
+    write_leaderboard(folder)
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and "records" not in p.parts)
+    first = {p: p.read_bytes() for p in files}
+    assert {p.suffix for p in files} == {".md", ".html", ".png", ".svg"}
+    write_leaderboard(folder)
+    assert {p: p.read_bytes() for p in files} == first  # no date, no random SVG ids, no version
+    svg = (folder / "figures" / "tradeoff.svg").read_text()
+    assert "<dc:date>" not in svg and "matplotlib.org" not in svg
+
+
+def test_leaderboard_defaults_to_the_users_own_results(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    write_records(tmp_path / "results" / "quick", grid(seeds=(0,)))  # published results: untouched
+    write_records(tmp_path / "results" / "local" / "quick", grid(seeds=(0,)))  # `bench run`'s output
+    assert main(["leaderboard", "--no-plots"]) == 0
+    assert (tmp_path / "results" / "local" / "quick" / "leaderboard.md").is_file()
+    assert not (tmp_path / "results" / "quick" / "leaderboard.md").exists()
+
+
+def test_leaderboard_default_without_a_run_says_what_to_do(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["leaderboard"]) == 2
+    err = capsys.readouterr().err
+    assert "results/local" in err and "bench run" in err and len(err.strip().splitlines()) == 1
+
+
+PORTABLE_ENV = {**ENV, "cpu_capability": "DEFAULT",
+                "numerics_pins": {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41", "MKL_CBWR": "COMPATIBLE"}}
+NATIVE_ENV = {**ENV, "cpu_capability": "AVX512", "numerics_pins": {}}
+
+
+def test_compare_refuses_results_made_with_other_cpu_kernels(tmp_path, capsys):
+    base = write_records(tmp_path / "base", [dict(r, environment=PORTABLE_ENV) for r in grid(seeds=(0,))])
+    assert main(["baseline", "--results", str(base)]) == 0
+    moved = [dict(r, environment=NATIVE_ENV) for r in grid(seeds=(0,))]
+    moved[2]["metrics"]["TA"] -= 5  # what other kernels do to a single-seed number: not a regression
+    now = write_records(tmp_path / "now", moved)
+    capsys.readouterr()
+    assert main(["compare", str(now), "--against", str(base / "baseline.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "other CPU kernels" in err and "cpu_capability=AVX512; no pins" in err
+    same = write_records(tmp_path / "same", [dict(r, environment=PORTABLE_ENV) for r in grid(seeds=(0,))])
+    assert main(["compare", str(same), "--against", str(base / "baseline.json")]) == 0
+    assert cmp.numerics_mismatch(bl.from_results(same), bl.read(base / "baseline.json")) is None
+    # records without kernel information (older ones, or GPU runs) are compared as before
+    assert cmp.numerics_mismatch(bl.from_results(write_records(tmp_path / "old", grid(seeds=(0,)))),
+                                 bl.read(base / "baseline.json")) is None

@@ -12,15 +12,17 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import torch
 
 from bench import atomic
 from bench.data import readers
 from bench.errors import DataError
 from bench.registry import Registry
+
+if TYPE_CHECKING:  # torch is imported where tensors are made: `bench list` reads this module without it
+    import torch
 
 CIFAR10_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
@@ -282,6 +284,8 @@ def _validate(spec: DatasetSpec, arrays: dict[str, np.ndarray], where: str) -> N
 
 
 def _read_cached(path: Path) -> dict[str, torch.Tensor] | None:
+    import torch
+
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
         if payload.get("format") != TENSOR_CACHE_FORMAT:
@@ -327,6 +331,8 @@ def load_dataset(
         if cache_file.is_file():
             tensors = _read_cached(cache_file)
     if tensors is None:
+        import torch
+
         arrays = source.read()
         _validate(spec, arrays, source.description)
         tensors = {k: torch.from_numpy(np.require(v, requirements=["C", "W"])) for k, v in arrays.items()}

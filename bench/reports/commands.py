@@ -7,17 +7,29 @@ Each returns the exit status: 0 fine, 1 a regression (compare), and raises a
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
+from typing import Sequence
 
+from bench.cli_setup import CellSetup, writable_file, writable_folder
 from bench.errors import ConfigError
 
 
-def table(args: argparse.Namespace) -> int:
+def _results_folder(path: str, flag: str = "--results") -> Path:
+    """A folder with records/ that the report may write into (checked before pandas loads)."""
+    folder = Path(path)
+    if not (folder / "records").is_dir():
+        raise ConfigError(f"{folder} has no records/ folder; run `python -m bench run --results {folder}` first, "
+                          "or pass the folder that holds records/")
+    return writable_folder(folder, flag)
+
+
+def table(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
+    results_dir = _results_folder(args.results)
     from bench.reports.frame import load_records, records_frame
     from bench.reports.tables import attach_audit, render_csv, render_latex, summary_table, write_summary
 
-    results_dir = Path(args.results)
     records = load_records(results_dir)
     markdown, csv_path, md_path = write_summary(records, results_dir)
     if args.format == "md":
@@ -39,19 +51,30 @@ def table(args: argparse.Namespace) -> int:
     return 0
 
 
-def leaderboard(args: argparse.Namespace) -> int:
-    from bench.reports.leaderboard import result_folders, write_leaderboard
+def leaderboard(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
+    root = Path(args.results)
+    if not root.is_dir():
+        hint = " (results/local/<profile> is where `bench run` writes; run it first)" if root == Path("results/local") else ""
+        raise ConfigError(f"--results {root} is not a folder{hint}; pass a results folder or a folder of them, "
+                          "e.g. results/local or results/quick")
+    from bench.reports.leaderboard import result_folders
 
-    for folder in result_folders(Path(args.results)):
+    folders = [writable_folder(f, "--results") for f in result_folders(Path(args.results))]
+    from bench.reports.leaderboard import write_leaderboard
+
+    for folder in folders:
         md_path, html_path, figures = write_leaderboard(folder, make_plots=not args.no_plots)
         print(f"{folder}: {md_path.name}, {html_path.name}" + (f", {len(figures)} figure files in figures/" if figures else ""))
     return 0
 
 
-def baseline(args: argparse.Namespace) -> int:
+def baseline(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
+    results_dir = Path(args.results)
+    if not (results_dir / "records").is_dir():
+        raise ConfigError(f"{results_dir} has no records/ folder; pass the results folder of a finished run")
+    out = writable_file(Path(args.out) if args.out else results_dir / "baseline.json", "--out")
     from bench.reports import baseline as bl
 
-    results_dir = Path(args.results)
     data = bl.from_results(results_dir)
     if not data["entries"]:
         raise ConfigError(f"{results_dir} has no finished cells; run the grid before storing a baseline")
@@ -59,7 +82,6 @@ def baseline(args: argparse.Namespace) -> int:
         names = ", ".join(f["cell_id"] for f in data["failed"][:3])
         raise ConfigError(f"{len(data['failed'])} cell(s) in {results_dir} failed ({names}...); rerun them, "
                           "or pass --allow-failed to store a baseline without them")
-    out = Path(args.out) if args.out else results_dir / "baseline.json"
     replaced = out.is_file()
     bl.write(data, out)
     cells = sum(len(e["seeds"]) for e in data["entries"])
@@ -68,55 +90,50 @@ def baseline(args: argparse.Namespace) -> int:
     return 0
 
 
-def compare(args: argparse.Namespace) -> int:
-    from bench.reports import baseline as bl
-    from bench.reports import compare as cmp
+def compare(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     from bench.reports.tolerances import resolve
 
     tolerances = resolve(args.tolerance)
     base_path, now_path = Path(args.against), Path(args.results)
-    if not now_path.exists():
-        raise ConfigError(f"{now_path} does not exist; pass a results folder (with records/) or a baseline file")
+    for path, what in ((now_path, "RESULTS"), (base_path, "--against")):
+        if not path.exists():
+            raise ConfigError(f"{what} {path} does not exist; pass a results folder (with records/) or a baseline file")
+        if path.is_dir() and not (path / "records").is_dir():
+            raise ConfigError(f"{what} {path} has no records/ folder; pass a results folder or a baseline file")
+    from bench.reports import baseline as bl
+    from bench.reports import compare as cmp
+
     baseline_side = bl.load_side(base_path)
     now_side = bl.load_side(now_path)
     if not now_side["entries"] and not now_side["failed"]:
         raise ConfigError(f"{now_path} holds no records; run the grid first")
+    mismatch = cmp.numerics_mismatch(now_side, baseline_side)
+    if mismatch:
+        raise ConfigError(mismatch)
     result = cmp.compare(now_side, baseline_side, tolerances, skip_timing=args.skip_timing)
     print(cmp.render(result, str(now_path), f"{base_path} (created {baseline_side.get('created', '?')})"), end="")
     return 0 if result.ok else 1
 
 
-def embed(args: argparse.Namespace) -> int:
-    from bench import paths, profiles
-    from bench.cell import resolve_device
-    from bench.data.catalog import DATASETS
-    from bench.grid import plan
-    from bench.method import METHODS
-    from bench.reports.embeddings import VIEWS
-    from bench.reports.embeddings import embed as draw
+def embed(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
+    from bench import paths
 
-    profile = profiles.load(args.profile)
+    if not (math.isfinite(args.curvature) and args.curvature > 0):
+        raise ConfigError("--curvature must be a finite number > 0")
+    setup = CellSetup.from_args(args, methods=[args.method], scenarios=[args.scenario], seeds=[args.seed], argv=argv)
+    setup.start_torch()  # before bench.reports.embeddings imports torch: the profile may pin its numerics
+    from bench.reports.embeddings import VIEWS
+
     views = args.view or list(VIEWS)
     unknown = [v for v in views if v not in VIEWS]
     if unknown:
         raise ConfigError(f"--view takes {', '.join(VIEWS)}; got {', '.join(unknown)}")
-    if args.max_points < 10:
-        raise ConfigError("--max-points must be at least 10")
-    if not args.curvature > 0:
-        raise ConfigError("--curvature must be > 0")
-    if profile.threads:
-        import torch
-
-        torch.set_num_threads(profile.threads)
-    download = profile.download and not args.offline and not paths.offline_by_env()
-    from bench.cli import _overrides
-
-    cells, _ = plan(profile, [METHODS.get(args.method)], scenarios=[args.scenario], seeds=[args.seed], device=args.device,
-                    data_root=paths.data_root(args.data_root), cache_dir=paths.cache_dir(args.cache_dir),
-                    download=download, overrides=_overrides(args.overrides))
+    out = writable_folder(Path(args.out) if args.out else paths.local_results(setup.profile.name) / "figures", "--out")
+    cells = setup.plan()
     spec = next(c for c in cells if c.method == args.method)  # plan() also schedules Retrain, the reference
-    resolve_device(spec.device)
-    out = Path(args.out) if args.out else paths.local_results(profile.name) / "figures"
+    from bench.data.catalog import DATASETS
+    from bench.reports.embeddings import embed as draw
+
     written = draw(spec, out, DATASETS.get(spec.dataset).classes, views, args.max_points, args.curvature)
     for path in written:
         print(path)

@@ -144,6 +144,33 @@ def compare(now: dict[str, Any], baseline: dict[str, Any], tolerances: dict[str,
     return result
 
 
+def numerics(environment: dict[str, Any]) -> str | None:
+    """Which CPU kernels a record's numbers came from (None: not a CPU run, or not recorded)."""
+    if environment.get("device_type") != "cpu" or "cpu_capability" not in environment:
+        return None
+    pins = environment.get("numerics_pins") or {}
+    pinned = ", ".join(f"{k}={v}" for k, v in sorted(pins.items())) if pins else "no pins"
+    return f"cpu_capability={environment['cpu_capability']}; {pinned}"
+
+
+def numerics_mismatch(now: dict[str, Any], baseline: dict[str, Any]) -> str | None:
+    """A sentence saying what to do when the two sides' CPU numbers came from different kernels
+    (single-seed CPU numbers move with the kernels: every difference would read as a regression)."""
+    base = {entry_key(e): numerics(e.get("environment") or {}) for e in baseline["entries"]}
+    pairs = set()
+    for entry in now["entries"]:
+        b, n = base.get(entry_key(entry)), numerics(entry.get("environment") or {})
+        if b and n and b != n:
+            pairs.add((b, n))
+    if not pairs:
+        return None
+    b, n = sorted(pairs)[0]
+    return (f"the baseline was computed with other CPU kernels ({b}) than these results ({n}), so their numbers "
+            "differ without any regression; run the profile as shipped (`python -m bench run ...`: the quick "
+            "profile pins portable numerics, see bench/numerics.py), or compare against a baseline made with "
+            "the same kernels")
+
+
 def render(result: Comparison, now_name: str, base_name: str) -> str:
     lines = [f"compare: {now_name} against {base_name}"]
     lines += [f"warning: {w}" for w in result.warnings]

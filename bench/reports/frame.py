@@ -13,8 +13,7 @@ from typing import Any, Iterable
 import pandas as pd
 
 from bench.errors import ConfigError
-from bench.method import REFERENCE_METHODS
-from bench.metrics import GAP_METRICS
+from bench.names import GAP_METRICS, REFERENCE_METHODS
 
 GROUP = ["dataset", "model", "scenario"]
 KEY = GROUP + ["method"]
@@ -101,10 +100,10 @@ def load_records(results_dir: Path) -> list[dict[str, Any]]:
 
 def method_order(methods: Iterable[str]) -> list[str]:
     """Reference rows (Retrain, Original) first, then registry order, then any unknown names sorted."""
-    from bench.method import METHODS
+    from bench.method_index import method_index
 
     names = list(dict.fromkeys(methods))
-    known = [n for n in METHODS if n in names]
+    known = [n for n in method_index() if n in names]
     ordered = known + sorted(n for n in names if n not in known)
     return [n for n in REFERENCE_METHODS if n in ordered] + [n for n in ordered if n not in REFERENCE_METHODS]
 

@@ -21,12 +21,16 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from bench.metrics import GAP_METRICS  # noqa: E402
+from bench.names import GAP_METRICS  # noqa: E402
 from bench.reports.frame import GROUP, method_order  # noqa: E402
 from bench.reports.stats import bootstrap_interval  # noqa: E402
 
 FORMATS = ("png", "svg")
 DPI = 150
+# Byte-identical files from identical records: no date or version in the files, and SVG ids
+# drawn from a fixed salt instead of random ones (git then shows a change only when one happened).
+matplotlib.rcParams["svg.hashsalt"] = "unlearn-bench"
+METADATA = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None}}
 
 
 def save(fig: plt.Figure, out_dir: Path, stem: str) -> list[Path]:
@@ -36,7 +40,7 @@ def save(fig: plt.Figure, out_dir: Path, stem: str) -> list[Path]:
     for ext in FORMATS:
         path = out_dir / f"{stem}.{ext}"
         tmp = out_dir / f".{stem}.tmp.{ext}"
-        fig.savefig(tmp, dpi=DPI, bbox_inches="tight", format=ext)
+        fig.savefig(tmp, dpi=DPI, bbox_inches="tight", format=ext, metadata=METADATA[ext])
         tmp.replace(path)
         paths.append(path)
     plt.close(fig)

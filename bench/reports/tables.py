@@ -20,7 +20,8 @@ from typing import Iterable
 import pandas as pd
 
 from bench import atomic
-from bench.metrics import GAP_METRICS, gap_of_means
+from bench.metrics import gap_of_means
+from bench.names import GAP_METRICS
 from bench.reports.frame import GROUP, KEY, REFERENCE_METHODS, records_frame, sort_frame
 from bench.reports.render import latex_escape, markdown_table
 from bench.reports.stats import mean_std

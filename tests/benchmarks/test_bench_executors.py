@@ -1,8 +1,10 @@
 """Quick grid wall-clock with 1 and 2 local workers and with Ray on 2 CPUs; records must agree.
 
-Skipped in the normal test run (addopts has --benchmark-skip). Run with portable numerics:
+Skipped in the normal test run (addopts has --benchmark-skip). Run with portable numerics (the
+pins of bench/numerics.py, which `bench run` applies for the quick profile; this benchmark calls
+the grid directly, so set them in the environment):
 
-    source .ci/portable-numerics.sh
+    ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 MKL_CBWR=COMPATIBLE \
     python -m pytest tests/benchmarks/test_bench_executors.py --benchmark-only -s
 
 Each configuration runs the whole quick grid once (a fresh results folder and checkpoint
