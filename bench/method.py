@@ -34,13 +34,12 @@ from bench.engine import Batch, Engine
 from bench.flops import SampleCounter, SampleCounts
 from bench.hparams import ParamSpec, build_params, param_specs
 from bench.models import Classifier
-from bench.names import REFERENCE_METHODS  # noqa: F401  (re-exported)
+from bench.names import SCENARIO_KINDS, REFERENCE_METHODS  # noqa: F401  (re-exported)
 from bench.progress import SILENT, Progress
 from bench.registry import Registry
 from bench.splits import Scenario
 from bench.tasks import CLASSIFY, supports
 
-SCENARIO_KINDS = ("random", "class")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bench import paths
 from bench.errors import ConfigError
-from bench.method import REFERENCE_METHODS, SCENARIO_KINDS
+from bench.names import REFERENCE_METHODS, SCENARIO_KINDS
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -91,7 +91,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub) -> None:
-    from bench.cli import _csv
+    from bench.cli_setup import csv as _csv
 
     tune = sub.add_parser("tune", help="equal-budget hyperparameter search (Optuna) on a validation holdout; "
                                        "--write stores the best values as the profile's tuned settings")
