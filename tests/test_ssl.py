@@ -26,7 +26,7 @@ from bench.tasks.ssl.losses import byol_regression, moco_infonce, nt_xent
 from bench.tasks.ssl.models import build_ssl_model
 from bench.views import ViewSpec, adjust_hue, colour_jitter, crop_boxes, hsv_to_rgb, resized_crop, rgb_to_hsv, views
 
-TINY_TASK = {"members": 240, "nonmembers": 120, "nonmember_pool": 60, "epochs": 1, "batch_size": 80,
+TINY_TASK = {"members": 160, "nonmembers": 64, "nonmember_pool": 40, "epochs": 1, "batch_size": 64,
              "proj_hidden": 16, "proj_dim": 8, "moco_queue": 32, "mia_views": 3, "mia_grid": 101,
              "probe_epochs": 2, "knn_k": 10}
 
@@ -267,7 +267,7 @@ def test_retrain_trains_on_the_retain_members_only(ssl_cells, monkeypatch):
     assert set(seen) == {"retrain", "original"}
     assert torch.equal(seen["retrain"], setting.retain) and torch.equal(seen["original"], setting.members)
     assert not set(seen["retrain"].tolist()) & set(setting.forget.tolist())
-    assert len(setting.forget) == 48 and len(setting.retain) == 192  # 20% of 240 members
+    assert len(setting.forget) == 32 and len(setting.retain) == 128  # 20% of 160 members
     assert not set(setting.pool.tolist()) & set(setting.members.tolist())
 
 
@@ -287,12 +287,13 @@ def test_every_ssl_method_runs_end_to_end(ssl_cells, framework):
             for k in TASKS.get(SSL).gap_metrics]
     assert gaps == [0.0] * len(gaps)  # Retrain's cell is the reference
     assert records["Original"]["cost"]["samples"] == {"forward": 0, "backward": 0, "second_order": 0}
-    # FT-SSL: 2 epochs over 192 retain members, 2 full batches of 80, two views each
-    online = 2 * 160 * 2 if framework != "moco" else 2 * 160
-    target = {"simclr": 0, "moco": 2 * 160, "byol": 2 * 160 * 2}[framework]
+    # FT-SSL (smoke: 2 epochs) over the 128 retain members in one batch: two views through the
+    # online network (MoCo: the query view; the key view goes through the key encoder)
+    online = 2 * 128 * 2 if framework != "moco" else 2 * 128
+    target = {"simclr": 0, "moco": 2 * 128, "byol": 2 * 128 * 2}[framework]
     assert records["FT-SSL"]["cost"]["samples"] == {"forward": online + target, "backward": online, "second_order": 0}
-    # GP (1 epoch, one batch of the 48 forget members): the SSL loss's passes plus the penalty's
+    # GP (1 epoch, one batch of the 32 forget members): the SSL loss's passes plus the penalty's
     gp = records["GP"]["cost"]["samples"]
-    ssl_online = 48 * (1 if framework == "moco" else 2)
-    ssl_target = {"simclr": 0, "moco": 48, "byol": 96}[framework]
-    assert gp == {"forward": ssl_online + ssl_target + 48, "backward": ssl_online + 2 * 48, "second_order": 48}
+    ssl_online = 32 * (1 if framework == "moco" else 2)
+    ssl_target = {"simclr": 0, "moco": 32, "byol": 64}[framework]
+    assert gp == {"forward": ssl_online + ssl_target + 32, "backward": ssl_online + 2 * 32, "second_order": 32}

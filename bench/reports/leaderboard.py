@@ -19,7 +19,7 @@ import pandas as pd
 from bench import atomic
 from bench.errors import ConfigError
 from bench.reports import page as pg
-from bench.reports.frame import GROUP, REFERENCE_METHODS, failed_records, load_records, method_order, records_frame, scenario_order, sort_frame
+from bench.reports.frame import GROUP, REFERENCE_METHODS, failed_records, frame_metrics, load_records, method_order, records_frame, scenario_order, sort_frame
 from bench.reports.stats import bootstrap_interval
 from bench.reports.tables import fmt_pflops, summary_table, table_cells
 
@@ -137,7 +137,7 @@ def build_page(results_dir: Path, records: list[dict], figures: list[Path]) -> p
     page = pg.Page(f"Leaderboard: {name}")
     page.add(pg.Para(f"Generated from {len(records)} records in `{results_dir.name}/records/` by "
                      "`python -m bench leaderboard`; do not edit by hand. Lower Avg-Gap (mean |metric - Retrain's| "
-                     "over RA, UA, TA, MIA) is better; intervals are 95% percentile-bootstrap intervals of the mean "
+                     f"over {', '.join(frame_metrics(frame))}) is better; intervals are 95% percentile-bootstrap intervals of the mean "
                      "over seeds (none with one seed); overlapping intervals mean the order is not settled."))
     if frame.empty:
         page.add(pg.Para("No finished cells."))

@@ -1,6 +1,7 @@
 """Avg-Gap tables in the CoUn layout, one per (dataset, model, scenario).
 
-Rows are methods (Retrain and Original first); columns RA / UA / TA / MIA as
+Rows are methods (Retrain and Original first); columns RA / UA / TA / MIA (another task:
+its own gap metrics, e.g. the ssl task's probe_acc / knn_acc / encodermi_acc / svc_mia) as
 mean ± std over seeds with the mean |gap to Retrain| in parentheses beside each,
 then Avg-Gap, PFLOPs and seconds. The lowest mean Avg-Gap among the unlearning
 methods (the reference rows excluded) is marked in bold. With one seed there is
@@ -17,7 +18,7 @@ import pandas as pd
 
 from bench import atomic
 from bench.metrics import GAP_METRICS
-from bench.reports.frame import GROUP, KEY, REFERENCE_METHODS, records_frame, sort_frame
+from bench.reports.frame import GROUP, KEY, REFERENCE_METHODS, frame_metrics, records_frame, sort_frame
 from bench.reports.render import latex_escape, markdown_table
 from bench.reports.stats import mean_std
 
@@ -33,11 +34,15 @@ def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
     the seeds, the devices, and `best` (lowest Avg-Gap of its block, references excluded)."""
     if frame.empty:
         return pd.DataFrame()
+    other_tasks = [m for m in frame_metrics(frame) if m not in GAP_METRICS]  # another task's metrics
+    quantities = list(QUANTITIES) + [q for m in other_tasks for q in (m, f"{m}_gap")]
     rows = []
     for key, part in sort_frame(frame).groupby(KEY, sort=False):
         row = dict(zip(KEY, key))
-        for q in QUANTITIES:
+        for q in quantities:
             row[f"{q}_mean"], row[f"{q}_std"] = mean_std(part[q].dropna())
+        if other_tasks:
+            row["gap_metrics"] = part["gap_metrics"].iloc[0]
         row["seeds"] = len(part)
         row["seed_list"] = ",".join(str(s) for s in sorted(part["seed"]))
         row["devices"] = "; ".join(sorted(set(part["device"])))
@@ -82,10 +87,17 @@ def _metric_cell(row: pd.Series, metric: str) -> str:
     return value if math.isnan(gap) else f"{value} ({gap:.2f})"
 
 
+def block_metrics(block: pd.DataFrame) -> list[str]:
+    """The metric columns of a block: its task's gap metrics (RA, UA, TA, MIA for classifiers)."""
+    if "gap_metrics" in block and isinstance(block["gap_metrics"].iloc[0], str):
+        return block["gap_metrics"].iloc[0].split("|")
+    return list(GAP_METRICS)
+
+
 def table_columns(block: pd.DataFrame) -> list[str]:
     """Headings; the forgotten class's own test accuracy only for class-wise blocks."""
     extra = ["Forget-class TA"] if block["forget_class_TA_mean"].notna().any() else []
-    return ["Method", "RA", "UA", "TA", "MIA"] + extra + ["Avg-Gap", "PFLOPs", "Seconds"]
+    return ["Method", *block_metrics(block)] + extra + ["Avg-Gap", "PFLOPs", "Seconds"]
 
 
 def table_cells(block: pd.DataFrame) -> tuple[list[str], list[list[str]], list[bool]]:
@@ -93,7 +105,7 @@ def table_cells(block: pd.DataFrame) -> tuple[list[str], list[list[str]], list[b
     headings = table_columns(block)
     rows, best = [], []
     for _, row in block.iterrows():
-        cells = [row["method"]] + [_metric_cell(row, m) for m in GAP_METRICS]
+        cells = [row["method"]] + [_metric_cell(row, m) for m in block_metrics(block)]
         if "Forget-class TA" in headings:
             cells.append(_metric_cell(row, "forget_class_TA"))
         cells += [fmt(row["avg_gap_mean"], row["avg_gap_std"]), _pflops_cell(row),
