@@ -50,7 +50,7 @@ class SSLTaskParams:
     # audits
     mia_views: int = hp(10, low=2, doc="EncoderMI: augmented views per image (45 pairwise cosines for 10)")
     mia_crop_scale: float = hp(0.1, low=0.01, high=1.0, doc="EncoderMI views: RandomResizedCrop scale (x, 1)")
-    mia_grid: int = hp(1001, low=2, doc="EncoderMI: thresholds tried, evenly spaced in [0, 1]")
+    mia_grid: int = hp(501, low=2, doc="EncoderMI: thresholds tried, evenly spaced in [0, 1] (501: the AC code's grid)")
     knn_k: int = hp(200, low=1, doc="weighted kNN: neighbours")
     knn_temperature: float = hp(0.1, low=1e-4, doc="weighted kNN: temperature of exp(cos / T)")
     probe_epochs: int = hp(100, low=1, doc="linear probe: epochs (SGD on frozen features)")
