@@ -148,14 +148,14 @@ def test_mean_pairwise_cosine_on_a_constructed_case():
 
 
 def test_threshold_maximises_balanced_accuracy_and_the_metrics_are_exact():
-    members, nonmembers = np.array([0.9, 0.8, 0.45]), np.array([0.35, 0.55, 0.2, 0.1])
-    # t in (0.35, 0.45]: TPR 1, TNR 3/4 (balanced 7/8); t in (0.55, 0.8]: TPR 2/3, TNR 1 (5/6);
-    # the grid point 0.4 is the best
+    members, nonmembers = np.array([0.9, 0.45]), np.array([0.55, 0.5, 0.35, 0.2, 0.1, 0.05])
+    # t in (0.35, 0.45]: TPR 1, TNR 4/6 (balanced 0.833); t in (0.55, 0.9]: TPR 1/2, TNR 1 (0.75).
+    # Plain accuracy would choose the second (7/8 against 6/8): the fit is balanced, at grid point 0.4
     assert fit_threshold(members, nonmembers, 11) == pytest.approx(0.4)
     m = membership_metrics(0.4, members, nonmembers)
-    assert m["encodermi_acc"] == pytest.approx(100 * 6 / 7)
-    assert m["encodermi_precision"] == pytest.approx(75.0) and m["encodermi_recall"] == pytest.approx(100.0)
-    assert m["encodermi_auc"] == pytest.approx(100 * 11 / 12)
+    assert m["encodermi_acc"] == pytest.approx(75.0)
+    assert m["encodermi_precision"] == pytest.approx(50.0) and m["encodermi_recall"] == pytest.approx(100.0)
+    assert m["encodermi_auc"] == pytest.approx(100 * 10 / 12)
 
 
 def test_weighted_knn_votes_by_similarity():
