@@ -19,12 +19,12 @@ from bench.data.catalog import DATASETS
 from bench.errors import ConfigError
 from bench.locks import FileLock
 from bench.method import METHODS, REFERENCE_METHODS, MethodInfo
-from bench.models import MODELS
 from bench.profiles import Profile
 from bench.progress import Progress
 from bench.records import RecordStore
 from bench.splits import parse_scenario
 from bench.tune import tuned
+from bench.tasks import CLASSIFY, TASKS
 
 
 
@@ -58,7 +58,7 @@ def plan(
     They are ordinary cells (the replica index is part of their identity and id)."""
     spec = DATASETS.get(profile.dataset)
     model = profile.model or spec.default_model
-    MODELS.get(model)
+    TASKS.get(profile.task).check_model(model)
     for name in list(profile.params) + list(overrides or {}):
         METHODS.get(name)  # a typo in a [params.X] table or --set is an error, not a silent no-op
     parsed = [parse_scenario(s, spec.num_classes, profile.forget_class) for s in (scenarios or profile.scenarios)]
@@ -207,5 +207,8 @@ def describe(record: dict) -> str:
     if record["status"] != "ok":
         return f"{head}  FAILED  {record['error']}"
     m, t = record["metrics"], record["timing"]
+    if record.get("task", CLASSIFY) != CLASSIFY:
+        shown = "  ".join(f"{k} {m[k]:6.2f}" for k in record["gap_metrics"])
+        return f"{head}  {shown}  gap {m['avg_gap']:5.2f}  {record['cost']['pflops']:.3g} PFLOPs  {t['unlearn_seconds']:.1f}s"
     return (f"{head}  RA {m['RA']:6.2f}  UA {m['UA']:6.2f}  TA {m['TA']:6.2f}  MIA {m['MIA']:6.2f}  "
             f"gap {m['avg_gap']:5.2f}  {record['cost']['pflops']:.3g} PFLOPs  {t['unlearn_seconds']:.1f}s")

@@ -124,6 +124,8 @@ class ReportedCost:
 class UnlearnContext:
     """What a method sees: the model to change, the data, and the harness's tools."""
 
+    task = CLASSIFY  # the kind of task (bench/tasks); a task's own context subclass says which
+
     def __init__(
         self,
         *,

@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from bench import sgd_fields as sgd
 from bench.hparams import choice, hp, log
 from bench.method import UnlearnContext, register_method
+from bench.tasks import CLASSIFY
+from bench.tasks.ssl import SSL
 
 FORMS = ("simplified", "algorithm2", "full")
 PENALTY_BN = ("frozen", "vmap", "batch")
@@ -93,7 +95,33 @@ def per_sample_input_gradient(ctx: UnlearnContext, x: torch.Tensor) -> torch.Ten
         return vmap(grad(output_sum))(x)
 
 
-@register_method("GP")
+@contextlib.contextmanager
+def batchnorm_mode(model: torch.nn.Module, mode: str):
+    """"frozen": BatchNorm uses its running statistics (eval mode), so each sample's output depends
+    on that sample alone and grad_x sum_batch D(x) is exactly the per-sample gradient; "batch":
+    as the model is (train mode), where the batch statistics couple the samples."""
+    if mode == "batch":
+        yield
+        return
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def encoder_output_penalty(ctx: UnlearnContext, x: torch.Tensor, target: float | None, mode: str) -> torch.Tensor:
+    """The penalty on `grad_x sum_k D(x)_k` per sample for an encoder D (its features), twice
+    differentiable; the double backward is counted (the loss never uses this pass's output)."""
+    x = x.detach().requires_grad_(True)
+    with batchnorm_mode(ctx.model, mode):
+        out = ctx.logits(x)
+    grad = ctx.input_gradient(out.sum(), x, output_in_loss=False)
+    return gradient_penalty(grad, target)
+
+
+@register_method("GP", tasks=(CLASSIFY, SSL))
 @dataclass(frozen=True)
 class GradientPenalty:
     """Gradient-penalty unlearning: CE on D_f plus a penalty on each sample's input-gradient norm (double backward).
@@ -143,6 +171,8 @@ class GradientPenalty:
     batch_size: int = sgd.batch_size(256, doc="forget samples per batch")
 
     def run(self, ctx: UnlearnContext) -> None:
+        if ctx.task == SSL:
+            return self.run_encoder(ctx)
         pool = ctx.nonmembers if self.form == "full" else None  # fails now, before any step, without a pool
         opt = ctx.sgd(ctx.model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
         sched = ctx.cosine(opt, self.epochs * ctx.steps_per_epoch(ctx.forget, self.batch_size), self.final_lr)
@@ -175,3 +205,49 @@ class GradientPenalty:
         _, penalty = output_gradient_penalty(ctx, interpolates, target, logits_in_loss=False, penalty_bn=self.penalty_bn)
         norm = logits.norm(dim=1).mean()
         return self.alpha * F.cross_entropy(logits, y) + self.beta * penalty + self.gamma * norm
+
+    # ------------------------------------------------------------------ self-supervised encoders
+
+    def run_encoder(self, ctx) -> None:
+        """The ssl task: D = the encoder's backbone features, L_MEMtrain = the framework's own loss
+        (NT-Xent / MoCo / BYOL) on two views of the forget batch; the penalty's input is a third
+        training view [choice]. A term whose weight is 0 is not computed (their Tables IV and V
+        ablations: alpha 0 drops MLoss, beta 0 drops (Mem)GP, gamma 0 drops MNorm). Same
+        optimiser as the classifier path (SGD, cosine) [choice: not published]."""
+        if self.alpha == 0 and self.beta == 0 and (self.form == "simplified" or self.gamma == 0):
+            raise ValueError("GP: every term has weight 0 (alpha, beta and, for the full form, gamma); nothing to optimise")
+        if self.penalty_bn == "vmap" or self.form == "algorithm2":
+            raise ValueError("GP on encoders: penalty_bn vmap and form algorithm2 are classifier-only; "
+                             "use penalty_bn frozen or batch, form simplified or full")
+        if self.form == "full" and self.beta > 0 and len(ctx.nonmember_pool) == 0:
+            raise ValueError("GP full form needs non-members: the ssl task's nonmember_pool is 0")
+        bs = min(self.batch_size, len(ctx.forget))
+        opt = ctx.sgd(ctx.trainable(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+        sched = ctx.cosine(opt, self.epochs * ctx.steps_per_epoch(ctx.forget, bs, drop_last=True), self.final_lr)
+        for _ in ctx.epochs(self.epochs):
+            for batch in ctx.batches(ctx.forget, bs, augment=False, drop_last=True):
+                ctx.step(opt, self.encoder_loss(ctx, batch.raw), sched)
+        ctx.note(form=self.form, penalty_bn=self.penalty_bn,
+                 **({"non_members": "nonmember_pool: training images outside the members"} if self.form == "full" else {}))
+
+    def encoder_loss(self, ctx, raw: torch.Tensor) -> torch.Tensor:
+        loss = ctx.ssl_loss(raw) * self.alpha if self.alpha else torch.zeros((), device=ctx.device)
+        x = ctx.view(raw)
+        if self.form == "simplified":
+            if self.beta:
+                loss = loss + self.beta * encoder_output_penalty(ctx, x, 1.0, self.penalty_bn)
+            return loss
+        if self.beta:
+            n = x.shape[0]
+            if len(ctx.nonmember_pool) < n:
+                raise ValueError(f"GP full form: the non-member pool ({len(ctx.nonmember_pool)}) is smaller than a batch ({n})")
+            non_members = ctx.view(ctx.sample(ctx.nonmember_pool, n, augment=False).raw)
+            eps = torch.rand((n, 1, 1, 1), device=x.device, generator=ctx.generator)
+            target = 1.0 if self.interp_penalty == "wgan" else None
+            loss = loss + self.beta * encoder_output_penalty(ctx, eps * x + (1 - eps) * non_members, target,
+                                                             self.penalty_bn)
+        if self.gamma:
+            with batchnorm_mode(ctx.model, self.penalty_bn):
+                norm = ctx.logits(x).norm(dim=1).mean()
+            loss = loss + self.gamma * norm
+        return loss

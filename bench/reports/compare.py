@@ -119,6 +119,8 @@ def compare(now: dict[str, Any], baseline: dict[str, Any], tolerances: dict[str,
         for quantity, tol in tolerances.items():
             if RULES[quantity].timing and (skip_timing or not same_machine):
                 continue
+            if quantity not in base["values"] or quantity not in cur["values"]:
+                continue  # not a quantity of this entry's task (e.g. RA for an encoder)
             result.checked += 1
             finding = _check(key, quantity, base["values"][quantity], cur["values"][quantity], tol)
             if finding is not None:

@@ -2,7 +2,9 @@
 
 The gap is taken from the record's own `retrain_reference` (Retrain's metrics on the
 same split and seed), so it is exact per seed and does not need the Retrain row; those
-reference metrics are kept (`ref_<metric>`) for the gap of the means over seeds.
+reference metrics are kept (`ref_<metric>`) for the gap of the means over seeds. The
+metrics are the record's task's `gap_metrics` (RA, UA, TA, MIA for classifiers; records
+older than tasks are classifier records); other tasks' metrics become extra columns.
 """
 
 from __future__ import annotations
@@ -26,6 +28,18 @@ FRAME_COLUMNS = (
 )
 
 
+def record_metrics(record: dict[str, Any]) -> tuple[str, ...]:
+    """The metrics a record's Avg-Gap is over (its task's), RA/UA/TA/MIA for records without a task."""
+    return tuple(record.get("gap_metrics") or GAP_METRICS)
+
+
+def frame_metrics(frame: pd.DataFrame) -> list[str]:
+    """Every gap metric of the frame's rows, in first-seen order (the classifier's four for classifier rows)."""
+    if frame.empty or "gap_metrics" not in frame:
+        return list(GAP_METRICS)
+    return list(dict.fromkeys(m for text in frame["gap_metrics"] for m in text.split("|")))
+
+
 def machine_signature(environment: dict[str, Any]) -> str:
     """A short text that differs when timings are not comparable (device, CPU model, threads, torch).
     Fields a record lacks (older records have no cpu_model) are left out."""
@@ -37,8 +51,9 @@ def _row(record: dict[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = {
         "cell_id": record.get("cell_id", ""), "profile": cell.get("profile", ""), "dataset": cell["dataset"], "model": cell["model"],
         "scenario": cell["scenario"], "method": cell["method"], "seed": int(cell["seed"]),
+        "task": record.get("task", "classify"), "gap_metrics": "|".join(record_metrics(record)),
     }
-    for m in GAP_METRICS:
+    for m in record_metrics(record):
         row[m] = float(metrics[m])
         row[f"{m}_gap"] = abs(float(metrics[m]) - float(reference[m]))
         row[f"ref_{m}"] = float(reference[m])
@@ -80,7 +95,8 @@ def records_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
             name = record.get("cell_id", "<a record without cell_id>")
             raise ConfigError(f"record {name} is malformed (missing or bad field {exc}); "
                               "delete it and run the cell again") from None
-    return pd.DataFrame(rows, columns=FRAME_COLUMNS)
+    extra = list(dict.fromkeys(k for r in rows for k in r if k not in FRAME_COLUMNS))
+    return pd.DataFrame(rows, columns=FRAME_COLUMNS + extra)
 
 
 def failed_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

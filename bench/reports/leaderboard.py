@@ -19,7 +19,7 @@ import pandas as pd
 from bench import atomic
 from bench.errors import ConfigError
 from bench.reports import page as pg
-from bench.reports.frame import GROUP, REFERENCE_METHODS, failed_records, load_records, method_order, records_frame, scenario_order, sort_frame
+from bench.reports.frame import GROUP, REFERENCE_METHODS, failed_records, frame_metrics, load_records, method_order, records_frame, scenario_order, sort_frame
 from bench.reports.stats import bootstrap_interval
 from bench.metrics import GAP_METRICS, gap_of_means
 from bench.reports.tables import attach_audit, block_notes, fmt_pflops, summary_table, table_cells
@@ -168,7 +168,7 @@ def build_page(results_dir: Path, records: list[dict], figures: list[Path]) -> p
     page = pg.Page(f"Leaderboard: {name}")
     page.add(pg.Para(f"Generated from {len(records)} records in `{results_dir.name}/records/` by "
                      "`python -m bench leaderboard`; do not edit by hand. Lower Avg-Gap (mean |metric - Retrain's| "
-                     "over RA, UA, TA, MIA) is better. Ranked by Avg-Gap per seed (each cell against the Retrain of "
+                     f"over {', '.join(frame_metrics(frame))}) is better. Ranked by Avg-Gap per seed (each cell against the Retrain of "
                      "its own split and seed, then averaged); Avg-Gap of means averages each metric over seeds "
                      "first (CoUn's form, comparable with the papers' tables); intervals are 95% percentile-bootstrap intervals of the mean "
                      "over seeds (none with one seed); overlapping intervals mean the order is not settled."))

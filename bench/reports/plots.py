@@ -22,7 +22,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from bench.names import GAP_METRICS  # noqa: E402
-from bench.reports.frame import GROUP, method_order  # noqa: E402
+from bench.reports.frame import GROUP, frame_metrics, method_order  # noqa: E402
 from bench.reports.stats import bootstrap_interval  # noqa: E402
 
 FORMATS = ("png", "svg")
@@ -148,7 +148,7 @@ def tradeoff(frame: pd.DataFrame, out_dir: Path, stem: str = "tradeoff") -> list
 def gap_bars(frame: pd.DataFrame, out_dir: Path, stem: str = "metric_gaps") -> list[Path]:
     """|gap to Retrain| per metric and Avg-Gap: a grid of panels (rows: blocks, columns: quantities),
     one horizontal bar per method with its name on the axis (Retrain itself left out: all zeros)."""
-    quantities = {f"{m}_gap": m for m in GAP_METRICS} | {"avg_gap": "Avg-Gap"}
+    quantities = {f"{m}_gap": m for m in frame_metrics(frame)} | {"avg_gap": "Avg-Gap"}
     data = frame[frame["method"] != "Retrain"]
     if data.empty:
         data = frame

@@ -1,6 +1,7 @@
 """Avg-Gap tables in the CoUn layout, one per (dataset, model, scenario).
 
-Rows are methods (Retrain and Original first); columns RA / UA / TA / MIA as
+Rows are methods (Retrain and Original first); columns RA / UA / TA / MIA (another task:
+its own gap metrics, e.g. the ssl task's probe_acc / knn_acc / encodermi_acc / svc_mia) as
 mean ± std over seeds with the mean |gap to Retrain| in parentheses beside each,
 then Avg-Gap in two forms, PFLOPs and seconds. Avg-Gap (per seed) is the mean over
 seeds of each cell's gap to the Retrain of its own split and seed (what records hold;
@@ -22,7 +23,7 @@ import pandas as pd
 from bench import atomic
 from bench.metrics import gap_of_means
 from bench.names import GAP_METRICS
-from bench.reports.frame import GROUP, KEY, REFERENCE_METHODS, records_frame, sort_frame
+from bench.reports.frame import GROUP, KEY, REFERENCE_METHODS, frame_metrics, records_frame, sort_frame
 from bench.reports.render import latex_escape, markdown_table
 from bench.reports.stats import mean_std
 
@@ -41,14 +42,20 @@ def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
     the seeds, the devices, and `best` (lowest Avg-Gap of its block, references excluded)."""
     if frame.empty:
         return pd.DataFrame()
+    other_tasks = [m for m in frame_metrics(frame) if m not in GAP_METRICS]  # another task's metrics
+    quantities = list(QUANTITIES) + [q for m in other_tasks for q in (m, f"{m}_gap")]
     rows = []
     for key, part in sort_frame(frame).groupby(KEY, sort=False):
         row = dict(zip(KEY, key))
-        for q in QUANTITIES:
+        for q in quantities:
             row[f"{q}_mean"], row[f"{q}_std"] = mean_std(part[q].dropna())
-        row["avg_gap_of_means"] = gap_of_means(part[list(GAP_METRICS)].to_dict("records"),
-                                               part[[f"ref_{m}" for m in GAP_METRICS]]
-                                               .rename(columns=lambda c: c[4:]).to_dict("records"))
+        metrics = part["gap_metrics"].iloc[0].split("|")
+        refs = [f"ref_{m}" for m in metrics]
+        row["avg_gap_of_means"] = (gap_of_means(part[metrics].to_dict("records"),
+                                                part[refs].rename(columns=lambda c: c[4:]).to_dict("records"))
+                                   if all(r in part for r in refs) else math.nan)
+        if other_tasks:
+            row["gap_metrics"] = part["gap_metrics"].iloc[0]
         row["seeds"] = len(part)
         row["seed_list"] = ",".join(str(s) for s in sorted(part["seed"]))
         row["devices"] = "; ".join(sorted(set(part["device"])))
@@ -118,11 +125,18 @@ def _metric_cell(row: pd.Series, metric: str) -> str:
     return value if math.isnan(gap) else f"{value} ({gap:.2f})"
 
 
+def block_metrics(block: pd.DataFrame) -> list[str]:
+    """The metric columns of a block: its task's gap metrics (RA, UA, TA, MIA for classifiers)."""
+    if "gap_metrics" in block and isinstance(block["gap_metrics"].iloc[0], str):
+        return block["gap_metrics"].iloc[0].split("|")
+    return list(GAP_METRICS)
+
+
 def table_columns(block: pd.DataFrame) -> list[str]:
     """Headings; the forgotten class's own test accuracy only for class-wise blocks."""
     extra = ["Forget-class TA"] if block["forget_class_TA_mean"].notna().any() else []
     audit = list(AUDIT_COLUMNS.values()) if _has_audit(block) else []
-    return ["Method", "RA", "UA", "TA", "MIA"] + extra + [GAP_PER_SEED, GAP_OF_MEANS] + audit + ["PFLOPs", "Seconds"]
+    return ["Method", *block_metrics(block)] + extra + [GAP_PER_SEED, GAP_OF_MEANS] + audit + ["PFLOPs", "Seconds"]
 
 
 def _has_audit(block: pd.DataFrame) -> bool:
@@ -137,7 +151,7 @@ def table_cells(block: pd.DataFrame) -> tuple[list[str], list[list[str]], list[l
     headings = table_columns(block)
     rows, bold = [], []
     for _, row in block.iterrows():
-        cells = [row["method"]] + [_metric_cell(row, m) for m in GAP_METRICS]
+        cells = [row["method"]] + [_metric_cell(row, m) for m in block_metrics(block)]
         if "Forget-class TA" in headings:
             cells.append(_metric_cell(row, "forget_class_TA"))
         cells += [fmt(row["avg_gap_mean"], row["avg_gap_std"]), fmt(row["avg_gap_of_means"], math.nan)]

@@ -41,6 +41,16 @@ class TaskInfo:
     gap_metrics: tuple[str, ...]  # the metrics Avg-Gap averages |metric - Retrain's| over
     runner: str  # "module:function", imported when a cell of this task runs
     params_cls: type | None = None  # a dataclass of hp(...) fields: the profile's [task_params]
+    model_names: tuple[str, ...] = ()  # the model names the task accepts; empty: bench.models.MODELS
+
+    def check_model(self, name: str) -> None:
+        """A ConfigError unless `name` is a model this task can build."""
+        if not self.model_names:
+            from bench.models import MODELS
+
+            MODELS.get(name)
+        elif name not in self.model_names:
+            raise ConfigError(f"task {self.name} has no model {name!r}; known: {', '.join(self.model_names)}")
 
     def run_function(self) -> Callable[..., dict]:
         module, _, function = self.runner.partition(":")
