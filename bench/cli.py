@@ -164,9 +164,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     progress.write(f"profile {profile.name}: {len(cells)} cells -> {results_dir}")
     summary = run_grid(cells, store, InProcessExecutor(progress), progress, force=args.force)
 
-    markdown, csv_path, md_path = write_summary(store.all(), results_dir)
-    print(markdown, end="")
-    print(f"tables: {csv_path}, {md_path}", file=sys.stderr)
+    from bench.tasks import TASKS
+
+    task = TASKS.get(profile.task)
+    if task.summary_writer:  # a task with its own metrics writes its own table
+        print(task.write_summary(list(store.all()), results_dir), end="")
+    else:
+        markdown, csv_path, md_path = write_summary(store.all(), results_dir)
+        print(markdown, end="")
+        print(f"tables: {csv_path}, {md_path}", file=sys.stderr)
     if summary.failed:
         print(f"{len(summary.failed)} of {summary.ran} cells failed:", file=sys.stderr)
         for record in summary.failed:

@@ -21,6 +21,7 @@ from bench.profiles import Profile
 from bench.progress import Progress
 from bench.records import RecordStore
 from bench.splits import parse_scenario
+from bench.tasks import TASKS
 from bench.tune import tuned
 
 
@@ -48,8 +49,15 @@ def plan(
     """The cells to run, and notes on combinations left out (a method that does not
     support a scenario kind)."""
     spec = DATASETS.get(profile.dataset)
-    model = profile.model or spec.default_model
-    MODELS.get(model)
+    task = TASKS.get(profile.task)
+    if task.models:  # the task's own models: the profile's one, or every one
+        if profile.model is not None and profile.model not in task.models:
+            raise ConfigError(f"profile {profile.name}: the {task.name} task has models {', '.join(task.models)}; "
+                              f"got {profile.model!r}")
+        models = [profile.model] if profile.model else list(task.models)
+    else:
+        models = [profile.model or spec.default_model]
+        MODELS.get(models[0])
     for name in list(profile.params) + list(overrides or {}):
         METHODS.get(name)  # a typo in a [params.X] table or --set is an error, not a silent no-op
     parsed = [parse_scenario(s, spec.num_classes, profile.forget_class) for s in (scenarios or profile.scenarios)]
@@ -61,13 +69,16 @@ def plan(
             params[m.name, kind], provenance[m.name, kind] = method_params(profile, m, kind, tuned_entries, overrides)
     cells, notes = [], []
     for seed in seeds or profile.seeds:
-        for scenario in parsed:
+        for scenario, model in ((s, name) for s in parsed for name in models):
             for m in methods:
                 if not m.supports_task(profile.task):
                     notes.append(f"{m.name} does not support the {profile.task} task; skipped")
                     continue
                 if scenario.kind not in m.scenarios:
                     notes.append(f"{m.name} does not support {scenario.kind} forgetting; {scenario.name} skipped for it")
+                    continue
+                if model not in getattr(m.cls, "models", (model,)):
+                    notes.append(f"{m.name} runs only on model {', '.join(m.cls.models)}; skipped on {model}")
                     continue
                 cells.append(
                     CellSpec(
@@ -155,5 +166,9 @@ def describe(record: dict) -> str:
     if record["status"] != "ok":
         return f"{head}  FAILED  {record['error']}"
     m, t = record["metrics"], record["timing"]
+    if "RA" not in m:  # another task's metrics: its gap metrics, by name
+        shown = "  ".join(f"{k} {m[k]:6.2f}" for k in record.get("gap_metrics", []))
+        return (f"{c['method']:<10} {c['model']:<5} {c['scenario']:<9} seed {c['seed']}  {shown}  gap {m['avg_gap']:5.2f}  "
+                f"{record['cost']['pflops']:.3g} PFLOPs  {t['unlearn_seconds']:.1f}s")
     return (f"{head}  RA {m['RA']:6.2f}  UA {m['UA']:6.2f}  TA {m['TA']:6.2f}  MIA {m['MIA']:6.2f}  "
             f"gap {m['avg_gap']:5.2f}  {record['cost']['pflops']:.3g} PFLOPs  {t['unlearn_seconds']:.1f}s")
