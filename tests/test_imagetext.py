@@ -135,6 +135,12 @@ def small_cifar(monkeypatch):
     monkeypatch.setattr(itcell, "load_dataset", small_loader())
 
 
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory):
+    """One checkpoint cache for the cell tests, so each tiny Original and Retrain trains once."""
+    return tmp_path_factory.mktemp("cache")
+
+
 def spec(method: str, model: str, root, cache, params=None, **task) -> CellSpec:
     return CellSpec(profile="t", method=method, params=params or {}, dataset="cifar10", model=model, scenario="class5",
                     seed=0, train=TINY_TRAIN, eval={"batch_size": 1024, "classwise_test": "remaining"}, device="cpu",
@@ -162,6 +168,7 @@ def test_retrain_never_sees_the_concept(cifar_root, tmp_path, small_cifar, monke
         return tokens, ids
 
     monkeypatch.setattr(CaptionBank, "sample", spy)
+    monkeypatch.setattr(itcell, "_memory", {})  # train here, not from this process's memory
     cell = itcell.prepare(spec("Retrain", "clip", cifar_root, tmp_path))
     dog_token = cell.bank.vocab.index("dog")
     original_labels, original_tokens = torch.cat(seen["labels"]), torch.cat(seen["tokens"])
@@ -187,7 +194,8 @@ def test_plan_runs_both_geometries_and_hac_only_on_meru(tmp_path):
     assert profiles.load("imagetext-cpu").device == "cpu"
 
 
-def test_end_to_end_cells_on_the_cpu(cifar_root, tmp_path, small_cifar):
+def test_end_to_end_cells_on_the_cpu(cifar_root, shared_cache, small_cifar):
+    tmp_path = shared_cache
     records = {}
     for model in ("clip", "meru"):
         for method, params in (("Retrain", {}), ("Original", {}), ("FT-IT", SMALL),
@@ -225,7 +233,32 @@ def test_a_random_scenario_is_a_one_line_config_error(cifar_root, tmp_path, smal
     assert record["status"] == "failed" and "use a class scenario" in record["error"]
 
 
-def test_concepts_two_forgets_dog_and_automobile(cifar_root, tmp_path, small_cifar):
+def test_concepts_two_forgets_dog_and_automobile(cifar_root, shared_cache, small_cifar):
+    tmp_path = shared_cache
     cell = itcell.prepare(spec("Original", "meru", cifar_root, tmp_path, concepts=2))
     assert cell.forgotten == (DOG, 1) and set(cell.forget.labels.tolist()) == {DOG, 1} and len(cell.forget) == 40
     assert cell.ctx.model.hyperbolic and 0.1 <= float(cell.ctx.model.curvature().detach()) <= 10.0
+
+
+def test_figures_are_written_and_identical_when_drawn_again(cifar_root, shared_cache, small_cifar, tmp_path):
+    from bench.tasks.imagetext.figures import draw
+
+    hac = spec("HAC", "meru", cifar_root, shared_cache, {**SMALL, "forget_batch_size": 8})
+    first = draw(hac, tmp_path / "a", max_points=40, tsne_iterations=250)
+    assert [p.name for p in first] == [f"{v}_meru_HAC_class5_s0.png" for v in ("confusion", "tsne", "poincare", "radial")]
+    second = draw(hac, tmp_path / "b", views=("confusion", "tsne"), max_points=40, tsne_iterations=250)
+    assert [p.read_bytes() for p in second] == [p.read_bytes() for p in first[:2]]
+    clip = draw(spec("AC-IT", "clip", cifar_root, shared_cache, {**SMALL, "forget_batch_size": 8}), tmp_path / "c",
+                max_points=40, tsne_iterations=250)
+    assert [p.name for p in clip] == ["confusion_clip_AC-IT_class5_s0.png", "tsne_clip_AC-IT_class5_s0.png"]
+
+
+def test_poincare_points_keep_each_points_radius_in_the_unit_disk():
+    from bench.tasks.imagetext.figures import poincare_points
+
+    x = torch.randn(50, 6, generator=torch.Generator().manual_seed(0)).numpy() * 3
+    for c in (0.5, 2.0):
+        pts = poincare_points(x, c)
+        radius = (x * x).sum(1) ** 0.5
+        expected = (c ** 0.5) * radius / (1 + (1 + c * radius**2) ** 0.5)  # sqrt(c) ||x|| / (1 + sqrt(c) x_time)
+        assert pts.shape == (50, 2) and abs(((pts**2).sum(1) ** 0.5) - expected).max() < 1e-6 and expected.max() < 1

@@ -102,7 +102,10 @@ def test_exterior_angle_on_a_ray_from_the_origin():
 
 
 def test_lorentz_ops_run_in_float32_under_autocast():
-    x = points(4).bfloat16()
+    """Inside a bf16 autocast region (the towers' forward) the geometry is still computed in float32."""
+    x, y = points(16, scale=2.0, seed=10), points(16, scale=2.0, seed=11)
+    plain = (lorentz.pairwise_dist(x, y, 1.0), lorentz.exterior_angle(x, y, 1.0), lorentz.expmap0(x, 1.0))
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        d = lorentz.pairwise_dist(x, x, 1.0)
-    assert d.dtype == torch.float32
+        mixed = (lorentz.pairwise_dist(x, y, 1.0), lorentz.exterior_angle(x, y, 1.0), lorentz.expmap0(x, 1.0))
+    for a, b in zip(plain, mixed):
+        assert b.dtype == torch.float32 and torch.equal(a, b)

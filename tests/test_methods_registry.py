@@ -12,7 +12,8 @@ from bench.method import METHODS
 from bench.plugins import load_all_methods
 
 load_all_methods()
-CASES = [(name, kind) for name in METHODS for kind in METHODS.get(name).scenarios]
+CASES = [(name, kind) for name in METHODS for kind in METHODS.get(name).scenarios
+         if METHODS.get(name).supports_task("classify")]  # other tasks' methods: their own tests
 
 
 @pytest.mark.parametrize("method,kind", CASES, ids=[f"{m}-{k}" for m, k in CASES])
