@@ -15,8 +15,10 @@ from methods._imagetext import contrastive_step
 @register_method("AC-IT", scenarios=("class",), tasks=("imagetext",), smoke={"epochs": 1})
 @dataclass(frozen=True)
 class AlignmentCalibrationImageText:
-    """Model loss on retain pairs + forget images paired with other retained classes' captions,
-    + a cosine term pulling forget images away from their concept's prompt.
+    """Alignment Calibration for a dual encoder: forget images re-captioned, cosine to the concept pushed down.
+
+    The model's loss on retain pairs + forget images paired with other retained classes'
+    captions, + a cosine term pulling forget images away from their concept's prompt.
 
     Our reading of AC for a dual encoder (docs/imagetext.md): the contrastive part keeps the
     retained alignment and re-aligns forget images to other classes; the cosine term is the

@@ -15,7 +15,9 @@ from methods._imagetext import contrastive_step
 @register_method("HAC", scenarios=("class",), tasks=("imagetext",), smoke={"epochs": 1})
 @dataclass(frozen=True)
 class HyperbolicAlignmentCalibration:
-    """MERU's loss on retain pairs + relabelled forget pairs, plus three hyperbolic terms on the
+    """Hyperbolic Alignment Calibration (MERU only): AC's pairs plus distance, cone-exit and norm terms.
+
+    MERU's loss on retain pairs + relabelled forget pairs, plus three hyperbolic terms on the
     forget images x (concept prompt t, curvature c frozen with the logit scale):
 
     distance: hinge max(0, margin - d(x, t)) (`dist_form` "hinge"), or -d(x, t) ("negative",

@@ -262,3 +262,11 @@ def test_poincare_points_keep_each_points_radius_in_the_unit_disk():
         radius = (x * x).sum(1) ** 0.5
         expected = (c ** 0.5) * radius / (1 + (1 + c * radius**2) ** 0.5)  # sqrt(c) ||x|| / (1 + sqrt(c) x_time)
         assert pts.shape == (50, 2) and abs(((pts**2).sum(1) ** 0.5) - expected).max() < 1e-6 and expected.max() < 1
+
+
+def test_figures_command_refuses_a_profile_of_another_task(capsys):
+    from bench.cli import main
+
+    assert main(["imagetext-figures", "--profile", "quick"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: profile quick is a classify profile; imagetext-figures needs an imagetext one"]

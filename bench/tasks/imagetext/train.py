@@ -30,7 +30,8 @@ def adamw(params, lr: float, weight_decay: float, beta1: float = 0.9) -> torch.o
     decay = [p for p in params if p.ndim >= 2]
     rest = [p for p in params if p.ndim < 2]
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=(beta1, BETA2))
+    fused = bool(params) and all(p.is_cuda for p in params)  # one kernel per step on the GPU
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=(beta1, BETA2), fused=fused or None)
 
 
 def warmup_cosine(opt: torch.optim.Optimizer, total_steps: int, warmup_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
