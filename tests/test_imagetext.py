@@ -226,6 +226,14 @@ def test_end_to_end_cells_on_the_cpu(cifar_root, shared_cache, small_cifar):
     assert records["meru", "HAC"]["method_info"]["curvature"] == records["meru", "Original"]["method_info"]["curvature"]
     assert records["clip", "FT-IT"]["gap_metrics"] == ["zs_forget_seen", "zs_forget_heldout", "zs_retain_seen",
                                                       "zs_retain_heldout"]
+    from bench.tasks.imagetext.report import render_csv, render_markdown
+
+    lines = render_csv(records.values()).splitlines()
+    assert [tuple(line.split(",")[2:4]) for line in lines[1:]] == [
+        ("clip", "Retrain"), ("clip", "Original"), ("clip", "FT-IT"), ("clip", "AC-IT"),
+        ("meru", "Retrain"), ("meru", "Original"), ("meru", "FT-IT"), ("meru", "AC-IT"), ("meru", "HAC")]
+    hac_row = next(line for line in render_markdown(records.values()).splitlines() if line.startswith("| meru | HAC |"))
+    assert f"| {records['meru', 'HAC']['metrics']['avg_gap']:.2f} |" in hac_row
 
 
 def test_a_random_scenario_is_a_one_line_config_error(cifar_root, tmp_path, small_cifar):
