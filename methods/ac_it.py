@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from bench.hparams import hp
+from bench.hparams import hp, log
 from bench.method import register_method
 from methods._imagetext import contrastive_step
 
@@ -29,11 +29,11 @@ class AlignmentCalibrationImageText:
     """
 
     epochs: int = hp(5, low=1, doc="passes over D_r")
-    lr: float = hp(1e-4, low=0.0, doc="AdamW peak lr (cosine to 0)")
+    lr: float = hp(1e-4, low=0.0, search=log(1e-5, 1e-3), main=True, doc="AdamW peak lr (cosine to 0)")
     weight_decay: float = hp(0.1, low=0.0)
     batch_size: int = hp(256, low=2, doc="retain pairs per step")
     forget_batch_size: int = hp(64, low=0, doc="forget images (relabelled) per step")
-    cos_weight: float = hp(1.0, low=0.0, doc="weight of the cosine term")
+    cos_weight: float = hp(1.0, low=0.0, search=log(0.1, 10.0), doc="weight of the cosine term")
     cos_form: str = hp("mean", choices=("mean", "hinge"), doc="mean cosine, or mean of max(0, cosine)")
     freeze_geometry: bool = hp(True, doc="keep logit scale (and curvature) at the Original's")
 

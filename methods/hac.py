@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.hparams import hp
+from bench.hparams import hp, log
 from bench.method import register_method
 from bench.tasks.imagetext import lorentz
 from methods._imagetext import contrastive_step
@@ -31,16 +31,16 @@ class HyperbolicAlignmentCalibration:
     models = ("meru",)
 
     epochs: int = hp(5, low=1, doc="passes over D_r")
-    lr: float = hp(1e-4, low=0.0, doc="AdamW peak lr (cosine to 0)")
+    lr: float = hp(1e-4, low=0.0, search=log(1e-5, 1e-3), main=True, doc="AdamW peak lr (cosine to 0)")
     weight_decay: float = hp(0.1, low=0.0)
     batch_size: int = hp(256, low=2, doc="retain pairs per step")
     forget_batch_size: int = hp(64, low=1, doc="forget images (relabelled) per step")
-    dist_weight: float = hp(1.0, low=0.0, doc="weight of the distance term")
+    dist_weight: float = hp(1.0, low=0.0, search=log(0.1, 10.0), doc="weight of the distance term")
     dist_form: str = hp("hinge", choices=("hinge", "negative"), doc="max(0, margin - d) or -d")
     dist_margin: float = hp(2.0, low=0.0, doc="hinge margin on d(forget image, concept text)")
-    ent_weight: float = hp(1.0, low=0.0, doc="weight of the cone-exit term")
+    ent_weight: float = hp(1.0, low=0.0, search=log(0.1, 10.0), doc="weight of the cone-exit term")
     ent_margin: float = hp(0.0, low=0.0, doc="extra angle (radians) beyond the aperture")
-    norm_weight: float = hp(0.1, low=0.0, doc="weight of the norm regulariser")
+    norm_weight: float = hp(0.1, low=0.0, search=log(0.01, 1.0), doc="weight of the norm regulariser")
     norm_of: str = hp("space", choices=("space", "distance"), doc="||x|| of the space components, or d(0, x)")
 
     def run(self, ctx) -> None:
