@@ -1,4 +1,4 @@
-"""Command line: `python -m bench {run,list,tune,table,leaderboard,audit,compare,baseline,embed,perf}`.
+"""Command line: `python -m bench {run,list,tune,table,leaderboard,audit,compare,baseline,embed,perf,imagetext-figures}`.
 
 Exit status: 0 success; 1 some cells failed (the grid still finished) or `compare`
 found a regression; 2 a usage error (one line on stderr saying what to do).
@@ -98,6 +98,19 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--curvature", type=float, default=1.0, help="Poincare ball curvature c (default: 1, the unit disk)")
     embed.add_argument("--out", help="folder for the figures (default: results/local/<profile>/figures)")
 
+    figs = sub.add_parser("imagetext-figures", help="imagetext task: confusion, t-SNE, Poincare-disk and radial "
+                                                    "pictures of each method against the Original (re-runs the cells)")
+    figs.add_argument("--profile", default="imagetext-cpu", help="an imagetext profile (default: imagetext-cpu)")
+    figs.add_argument("--methods", type=csv, help="methods to draw (default: the profile's, less Retrain and Original)")
+    figs.add_argument("--models", type=csv, help="clip, meru (default: the profile's)")
+    figs.add_argument("--view", type=csv, help="confusion,tsne,poincare,radial (default: all; the last two MERU only)")
+    figs.add_argument("--max-points", type=at_least(10, "--max-points"), default=1000, help="test images drawn (default: 1000)")
+    figs.add_argument("--out", help="folder for the PNGs (default: results/local/<profile>/figures)")
+    figs.add_argument("--device", help="auto, cpu or cuda (default: the profile's)")
+    figs.add_argument("--data-root", help="where datasets are looked for")
+    figs.add_argument("--cache-dir", help="decoded tensors and checkpoints (Original/Retrain come from here)")
+    figs.add_argument("--offline", action="store_true", help="never try to download data")
+
     perf = sub.add_parser("perf", help="training throughput (img/s): the engine against a plain eager loop; "
                                        "with --methods, each method against its FLOP count")
     add_cell_options(perf, profile_help="per-method mode: profile (dataset, model, recipe; default quick)")
@@ -143,9 +156,15 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
         _, written = write_audit(results_dir)
         progress.write(f"audit: {', '.join(str(p) for p in written[:2])}")
 
-    markdown, csv_path, md_path = write_summary(store.all(), results_dir)
-    print(markdown, end="")
-    print(f"tables: {csv_path}, {md_path}", file=sys.stderr)
+    from bench.tasks import TASKS
+
+    task = TASKS.get(profile.task)
+    if task.summary_writer:  # a task with its own metrics writes its own table
+        print(task.write_summary(list(store.all()), results_dir), end="")
+    else:
+        markdown, csv_path, md_path = write_summary(store.all(), results_dir)
+        print(markdown, end="")
+        print(f"tables: {csv_path}, {md_path}", file=sys.stderr)
     if summary.failed:
         print(f"{len(summary.failed)} of {summary.ran} cells failed:", file=sys.stderr)
         for record in summary.failed:
@@ -245,7 +264,13 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return run(args)
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "perf": cmd_perf, "tune": cmd_tune, **{
+def cmd_imagetext_figures(args: argparse.Namespace) -> int:
+    from bench.tasks.imagetext.figures import command
+
+    return command(args)
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list, "perf": cmd_perf, "tune": cmd_tune, "imagetext-figures": cmd_imagetext_figures, **{
     name: _report(name) for name in ("table", "leaderboard", "compare", "baseline", "embed", "audit")}}
 
 

@@ -23,8 +23,8 @@ from bench.profiles import Profile
 from bench.progress import Progress
 from bench.records import RecordStore
 from bench.splits import parse_scenario
+from bench.tasks import TASKS
 from bench.tune import tuned
-from bench.tasks import CLASSIFY, TASKS
 
 
 
@@ -57,8 +57,15 @@ def plan(
     seeds on the same split, each method with other method seeds from the same Original.
     They are ordinary cells (the replica index is part of their identity and id)."""
     spec = DATASETS.get(profile.dataset)
-    model = profile.model or spec.default_model
-    TASKS.get(profile.task).check_model(model)
+    task = TASKS.get(profile.task)
+    if task.models:  # the task's own models: the profile's one, or every one
+        if profile.model is not None and profile.model not in task.models:
+            raise ConfigError(f"profile {profile.name}: the {task.name} task has models {', '.join(task.models)}; "
+                              f"got {profile.model!r}")
+        models = [profile.model] if profile.model else list(task.models)
+    else:
+        models = [profile.model or spec.default_model]
+        task.check_model(models[0])
     for name in list(profile.params) + list(overrides or {}):
         METHODS.get(name)  # a typo in a [params.X] table or --set is an error, not a silent no-op
     parsed = [parse_scenario(s, spec.num_classes, profile.forget_class) for s in (scenarios or profile.scenarios)]
@@ -75,7 +82,7 @@ def plan(
                for s in (profile.audit.scenarios or [p.name for p in parsed])}
     cells, notes = [], []
     for seed in seeds or profile.seeds:
-        for scenario in parsed:
+        for scenario, model in ((s, name) for s in parsed for name in models):
             for replica in range(k if k >= 2 and scenario.name in audited else 1):
                 for m in methods:
                     if not m.supports_task(profile.task):
@@ -85,6 +92,10 @@ def plan(
                     if scenario.kind not in m.scenarios:
                         if not replica:
                             notes.append(f"{m.name} does not support {scenario.kind} forgetting; {scenario.name} skipped for it")
+                        continue
+                    if model not in getattr(m.cls, "models", (model,)):
+                        if not replica:
+                            notes.append(f"{m.name} runs only on model {', '.join(m.cls.models)}; skipped on {model}")
                         continue
                     cells.append(
                         CellSpec(
@@ -207,8 +218,9 @@ def describe(record: dict) -> str:
     if record["status"] != "ok":
         return f"{head}  FAILED  {record['error']}"
     m, t = record["metrics"], record["timing"]
-    if record.get("task", CLASSIFY) != CLASSIFY:
-        shown = "  ".join(f"{k} {m[k]:6.2f}" for k in record["gap_metrics"])
-        return f"{head}  {shown}  gap {m['avg_gap']:5.2f}  {record['cost']['pflops']:.3g} PFLOPs  {t['unlearn_seconds']:.1f}s"
+    if "RA" not in m:  # another task's metrics: its gap metrics, by name
+        shown = "  ".join(f"{k} {m[k]:6.2f}" for k in record.get("gap_metrics", []))
+        return (f"{c['method']:<10} {c['model']:<5} {c['scenario']:<9} seed {c['seed']}  {shown}  gap {m['avg_gap']:5.2f}  "
+                f"{record['cost']['pflops']:.3g} PFLOPs  {t['unlearn_seconds']:.1f}s")
     return (f"{head}  RA {m['RA']:6.2f}  UA {m['UA']:6.2f}  TA {m['TA']:6.2f}  MIA {m['MIA']:6.2f}  "
             f"gap {m['avg_gap']:5.2f}  {record['cost']['pflops']:.3g} PFLOPs  {t['unlearn_seconds']:.1f}s")

@@ -51,10 +51,21 @@ class TaskInfo:
             MODELS.get(name)
         elif name not in self.model_names:
             raise ConfigError(f"task {self.name} has no model {name!r}; known: {', '.join(self.model_names)}")
+    # the task's own model names (a cell's `model`), when it does not use bench.models; a profile
+    # naming none of them plans a cell per model. A method class may list the ones it supports
+    # in a `models` attribute (e.g. HAC: ("meru",)); the planner skips the rest with a note.
+    models: tuple[str, ...] = ()
+    # "module:function" (records, results_dir) -> Markdown: the task's own summary table, written by
+    # `bench run` instead of the classifier table (None: the classifier table)
+    summary_writer: str | None = None
 
     def run_function(self) -> Callable[..., dict]:
         module, _, function = self.runner.partition(":")
         return getattr(importlib.import_module(module), function)
+
+    def write_summary(self, records, results_dir) -> str:
+        module, _, function = (self.summary_writer or "").partition(":")
+        return getattr(importlib.import_module(module), function)(records, results_dir)
 
     def params(self, raw: Mapping[str, Any] | None) -> dict[str, Any]:
         """The task's settings from a profile's [task_params] table, validated, as plain data."""

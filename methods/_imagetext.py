@@ -1,0 +1,41 @@
+"""Shared by the image-text methods (AC-IT, HAC, FT-IT): one unlearning step's batch.
+
+Each step pairs a retain batch with its captions and, when asked, a batch of forget images
+paired with captions of other (retained) classes, and trains with the model's own loss
+(CLIP: InfoNCE; MERU: -d logits plus the entailment loss) on all pairs at once, with
+multi-positive targets for duplicate captions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from bench.tasks.imagetext.context import ImageTextContext
+
+
+@dataclass
+class StepBatch:
+    loss: torch.Tensor  # the model's own loss on retain pairs (+ relabelled forget pairs)
+    forget_images: torch.Tensor | None  # embeddings of the forget images (float32)
+    forget_labels: torch.Tensor | None  # their (forgotten) classes
+    forget_x: torch.Tensor | None  # their network input, for the Original's embeddings
+
+
+def contrastive_step(ctx: ImageTextContext, retain_batch, forget_batch_size: int) -> StepBatch:
+    tokens, ids = ctx.captions(retain_batch.y)
+    x = retain_batch.x
+    forget = None
+    if forget_batch_size > 0 and len(ctx.forget):
+        forget = ctx.sample(ctx.forget, forget_batch_size)
+        f_tokens, f_ids = ctx.captions(ctx.other_retained(forget.y))
+        x = torch.cat([x, forget.x])
+        tokens, ids = torch.cat([tokens, f_tokens]), torch.cat([ids, f_ids])
+    images = ctx.encode_image(x)
+    texts = ctx.encode_text(tokens)
+    loss = ctx.model.loss(images, texts, ids)
+    if forget is None:
+        return StepBatch(loss, None, None, None)
+    n = len(retain_batch)
+    return StepBatch(loss, images[n:], forget.y, forget.x)

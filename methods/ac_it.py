@@ -1,0 +1,53 @@
+"""AC-IT: Alignment Calibration for an image-text model (the Euclidean terms; CLIP or MERU)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from bench.hparams import hp, log
+from bench.method import register_method
+from methods._imagetext import contrastive_step
+
+
+@register_method("AC-IT", scenarios=("class",), tasks=("imagetext",), smoke={"epochs": 1})
+@dataclass(frozen=True)
+class AlignmentCalibrationImageText:
+    """Alignment Calibration for a dual encoder: forget images re-captioned, cosine to the concept pushed down.
+
+    The model's loss on retain pairs + forget images paired with other retained classes'
+    captions, + a cosine term pulling forget images away from their concept's prompt.
+
+    Our reading of AC for a dual encoder (docs/imagetext.md): the contrastive part keeps the
+    retained alignment and re-aligns forget images to other classes; the cosine term is the
+    Euclidean calibration: cos(image, concept text) of each forget image, averaged
+    (`cos_form` "mean") or only its positive part ("hinge"). On MERU it is the "fair cross":
+    the same terms on the hyperboloid's space components (cosine of those vectors), with
+    MERU's own loss (-d logits + entailment) as the contrastive part.
+    """
+
+    epochs: int = hp(5, low=1, doc="passes over D_r")
+    lr: float = hp(1e-4, low=0.0, search=log(1e-5, 1e-3), main=True, doc="AdamW peak lr (cosine to 0)")
+    weight_decay: float = hp(0.1, low=0.0)
+    batch_size: int = hp(256, low=2, doc="retain pairs per step")
+    forget_batch_size: int = hp(64, low=0, doc="forget images (relabelled) per step")
+    cos_weight: float = hp(1.0, low=0.0, search=log(0.1, 10.0), doc="weight of the cosine term")
+    cos_form: str = hp("mean", choices=("mean", "hinge"), doc="mean cosine, or mean of max(0, cosine)")
+    freeze_geometry: bool = hp(True, doc="keep logit scale (and curvature) at the Original's")
+
+    def run(self, ctx) -> None:
+        if self.freeze_geometry:
+            ctx.freeze_geometry()
+        opt = ctx.adamw(self.lr, self.weight_decay)
+        sched = ctx.warmup_cosine(opt, self.epochs * ctx.steps_per_epoch(ctx.retain, self.batch_size))
+        for _ in ctx.epochs(self.epochs):
+            for batch in ctx.batches(ctx.retain, self.batch_size):
+                step = contrastive_step(ctx, batch, self.forget_batch_size)
+                loss = step.loss
+                if step.forget_images is not None and self.cos_weight > 0:
+                    concept = ctx.concept_embeddings()[ctx.concept_of(step.forget_labels)]
+                    cos = F.cosine_similarity(step.forget_images, concept, dim=-1)
+                    loss = loss + self.cos_weight * (torch.relu(cos) if self.cos_form == "hinge" else cos).mean()
+                ctx.step(opt, loss, sched)
