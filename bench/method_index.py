@@ -16,6 +16,7 @@ The index is in load order (the order `bench.plugins.load_all_methods` registers
 from __future__ import annotations
 
 import ast
+import dataclasses
 import functools
 import importlib.util
 import logging
@@ -35,6 +36,9 @@ log = logging.getLogger(__name__)
 METHOD_PACKAGES = ("baselines", "methods")
 SCENARIO_KINDS = ("random", "class")
 _TYPES = {"int": int, "float": float, "bool": bool, "str": str}
+# Modules whose functions a declaration may call (field factories, search spaces): torch-free,
+# so the reader evaluates such calls with literal arguments instead of giving up.
+_CALLABLE_MODULES = ("bench.hparams", "bench.sgd_fields")
 
 
 @dataclass(frozen=True)
@@ -116,7 +120,28 @@ class _Module:
                ast.Pow: operator.pow}
         if isinstance(node, ast.BinOp) and type(node.op) in ops:
             return ops[type(node.op)](self.value(node.left), self.value(node.right))
+        if isinstance(node, ast.Call):
+            function = self.function(node.func)
+            args = [self.value(a) for a in node.args]
+            keywords = {k.arg: self.value(k.value) for k in node.keywords}
+            if None in keywords:
+                raise Unreadable(f"{self.path}:{node.lineno}: ** arguments in {ast.unparse(node)}")
+            return function(*args, **keywords)
         raise Unreadable(f"{self.path}:{node.lineno}: not a literal: {ast.unparse(node)}")
+
+    def function(self, node: ast.expr) -> Any:
+        """A function of one of `_CALLABLE_MODULES` named by `node` (`hp`, `log`, `sgd.lr`, ...)."""
+        if isinstance(node, ast.Name) and node.id in self.imported:
+            module, name = self.imported[node.id]
+        elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+              and node.value.id in self.imported):
+            package, alias = self.imported[node.value.id]
+            module, name = f"{package}.{alias}", node.attr  # `from bench import sgd_fields as sgd`
+        else:
+            raise Unreadable(f"{self.path}: cannot follow the call {ast.unparse(node)}")
+        if module not in _CALLABLE_MODULES:
+            raise Unreadable(f"{self.path}: {ast.unparse(node)} is not a declaration helper")
+        return getattr(importlib.import_module(module), name)
 
     def fields(self, cls: ast.ClassDef) -> dict[str, ParamSpec]:
         """The dataclass fields of `cls`, bases' first, as `dataclasses.fields` orders them."""
@@ -149,15 +174,12 @@ class _Module:
         return fields
 
     def _spec(self, name: str, type_: type, node: ast.expr) -> ParamSpec:
-        if isinstance(node, ast.Call) and _names(node.func, "hp"):
-            if len(node.args) != 1:
-                raise Unreadable(f"{self.path}: hp() of {name} takes one positional argument")
-            keywords = {k.arg: self.value(k.value) for k in node.keywords}
-            if None in keywords or set(keywords) - {"low", "high", "choices", "doc"}:
-                raise Unreadable(f"{self.path}: hp() of {name}")
-            return ParamSpec(name, type_, self.value(node.args[0]), keywords.get("low"), keywords.get("high"),
-                             keywords.get("choices"), keywords.get("doc", ""))
-        return ParamSpec(name, type_, self.value(node), None, None, None, "")
+        value = self.value(node)  # hp(...) and the shared field factories give a dataclasses.Field
+        if isinstance(value, dataclasses.Field):
+            meta = value.metadata
+            return ParamSpec(name, type_, value.default, meta.get("low"), meta.get("high"), meta.get("choices"),
+                             meta.get("doc", ""), search=meta.get("search"), main=bool(meta.get("main", False)))
+        return ParamSpec(name, type_, value, None, None, None, "")
 
     def entry(self, cls: ast.ClassDef, decorator: ast.Call) -> MethodEntry:
         if len(decorator.args) != 1:
@@ -218,6 +240,25 @@ class _Reader:
                 for decorator in stmt.decorator_list:
                     if isinstance(decorator, ast.Call) and _names(decorator.func, "register_method"):
                         self.entries.append(module.entry(stmt, decorator))
+            elif (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call)
+                  and _names(stmt.value.func, "register_preset")):
+                self.entries.append(self.preset(module, stmt.value))
+
+    def preset(self, module: _Module, call: ast.Call) -> MethodEntry:
+        """`register_preset(name, base, defaults, summary=..., smoke=...)`: the base's entry, other defaults."""
+        if len(call.args) != 3:
+            raise Unreadable(f"{module.path}: register_preset takes name, base and defaults")
+        name, base, defaults = (module.value(a) for a in call.args)
+        keywords = {k.arg: module.value(k.value) for k in call.keywords}
+        if None in keywords or set(keywords) - {"summary", "smoke"}:
+            raise Unreadable(f"{module.path}: register_preset arguments of {name}")
+        entry = next((e for e in self.entries if e.name == base), None)
+        if entry is None:
+            raise Unreadable(f"{module.path}: preset {name} of {base}, which is not declared before it")
+        specs = tuple(dataclasses.replace(s, default=defaults[s.name]) if s.name in defaults else s for s in entry.specs)
+        smoke = keywords.get("smoke")
+        return dataclasses.replace(entry, name=name, summary=keywords["summary"], specs=specs,
+                                   smoke=dict(entry.smoke if smoke is None else smoke))
 
     def package(self, name: str) -> None:
         spec = importlib.util.find_spec(name)
