@@ -157,6 +157,8 @@ class CellClaims:
         self.held: dict[str, FileLock] = {}
 
     def claim(self, spec: CellSpec) -> str:
+        if spec.cell_id in self.held:  # a retry of a cell this grid already holds (its worker died)
+            return "run"
         lock = FileLock(self.store.records_dir / ".locks" / f"{spec.cell_id}.lock")
         if not lock.try_acquire():
             return "busy"
