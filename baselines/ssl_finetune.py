@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.hparams import hp
+from bench.hparams import hp, int_range, log
 from bench.method import register_method
 from bench.tasks.ssl import SSL
 
@@ -19,8 +19,8 @@ class FineTuneSSL:
     0.001, a tenth of the training lr, 10 epochs like GP]; D_f is never seen.
     """
 
-    epochs: int = hp(10, low=1, doc="passes over D_r")
-    lr: float = hp(1e-3, low=0.0, doc="Adam learning rate (constant)")
+    epochs: int = hp(10, low=1, doc="passes over D_r", search=int_range(1, 50, schedule=True))  # [choice]
+    lr: float = hp(1e-3, low=0.0, doc="Adam learning rate (constant)", search=log(1e-5, 1e-2), main=True)
     weight_decay: float = hp(0.0, low=0.0)
     batch_size: int = hp(512, low=2, doc="retain images per batch")
 

@@ -158,7 +158,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
 
     from bench.tasks import TASKS
 
-    task = TASKS.get(profile.task)
+    task = TASKS.get(setup.profile.task)
     if task.summary_writer:  # a task with its own metrics writes its own table
         print(task.write_summary(list(store.all()), results_dir), end="")
     else:
@@ -264,7 +264,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return run(args)
 
 
-def cmd_imagetext_figures(args: argparse.Namespace) -> int:
+def cmd_imagetext_figures(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     from bench.tasks.imagetext.figures import command
 
     return command(args)

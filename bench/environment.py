@@ -79,40 +79,32 @@ def _project_module(name: str) -> bool:
     return name.split(".")[0] in CODE_PACKAGES and not any(name == p or name.startswith(p + ".") for p in NOT_CELL_CODE)
 
 
-def module_closure(roots: list[str]) -> list[str]:
-    """`roots` and every project module they use, transitively: a module uses another when
-    one of its globals is that module or was defined there (classes, functions)."""
-    seen: set[str] = set()
-    todo = list(roots)
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        module = sys.modules.get(name) or importlib.import_module(name)
-        for value in vars(module).values():
-            dep = value.__name__ if isinstance(value, ModuleType) else getattr(value, "__module__", None)
-            if isinstance(dep, str) and dep not in seen and _project_module(dep) and dep in sys.modules:
-                todo.append(dep)
-    return sorted(seen)
+NOT_CELL_CODE_EXTRA = ("bench.tune", "bench.audit", "bench.executors", "bench.method_index", "bench.cli_setup",
+                       "bench.locks", "bench.perf")  # plan, schedule or read cells; never change a result
 
 
 @functools.lru_cache(maxsize=None)
 def code_fingerprint(method: str, task: str) -> tuple[str, tuple[str, ...]]:
-    """(hash, files) of the source that determines a cell of `method` on `task`: the method's
-    module (and its bases' and helpers' modules) plus the task's runner and every harness
-    module it uses. Part of a cell's identity, so a record made by other code is not reused."""
+    """(hash, files) of the source that determines a cell of `method` on `task`: the modules of the
+    method's class and its bases, the method packages' private helpers (`_*.py`), and every harness
+    module under bench/ except those that only plan, schedule or read cells. Part of a cell's
+    identity, so a record made by other code is not reused. A fixed set of files, read from disk:
+    the same on every process, whatever it imported before (an import-graph walk was not)."""
     from bench.method import METHODS
-    from bench.tasks import TASKS
 
     cls = METHODS.get(method).cls
-    roots = [c.__module__ for c in cls.__mro__ if _project_module(c.__module__)]
-    roots.append(TASKS.get(task).runner.partition(":")[0])
-    files = []
-    digest = hashlib.sha256()
-    for name in module_closure(roots):
-        path = Path(sys.modules[name].__file__ or "")
-        rel = path.resolve().relative_to(REPO_ROOT).as_posix() if path.is_relative_to(REPO_ROOT) else path.name
+    modules = {c.__module__ for c in cls.__mro__ if _project_module(c.__module__)}
+    paths = {Path(sys.modules[m].__file__).resolve() for m in modules if getattr(sys.modules.get(m), "__file__", None)}
+    for package in ("methods", "baselines"):
+        paths |= {f.resolve() for f in (REPO_ROOT / package).glob("_*.py") if f.name != "__init__.py"}
+    skip = tuple(NOT_CELL_CODE) + NOT_CELL_CODE_EXTRA
+    for f in (REPO_ROOT / "bench").rglob("*.py"):
+        dotted = ".".join(f.relative_to(REPO_ROOT).with_suffix("").parts)
+        if not any(dotted == p or dotted.startswith(p + ".") for p in skip):
+            paths.add(f.resolve())
+    files, digest = [], hashlib.sha256()
+    for path in sorted(paths):
+        rel = path.relative_to(REPO_ROOT).as_posix() if path.is_relative_to(REPO_ROOT) else path.name
         files.append(rel)
         digest.update(rel.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()[:16], tuple(files)

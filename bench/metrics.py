@@ -62,18 +62,19 @@ def mia_efficacy(member_conf: np.ndarray, nonmember_conf: np.ndarray, target_con
     return 100.0 * float((pred == 0).mean())
 
 
-def avg_gap(metrics: dict, reference: dict) -> float:
-    return float(np.mean([abs(metrics[k] - reference[k]) for k in GAP_METRICS]))
+def avg_gap(metrics: dict, reference: dict, keys: tuple[str, ...] | list[str] = GAP_METRICS) -> float:
+    return float(np.mean([abs(metrics[k] - reference[k]) for k in keys]))
 
 
-def gap_of_means(metrics: list[dict], references: list[dict]) -> float:
+def gap_of_means(metrics: list[dict], references: list[dict], keys: tuple[str, ...] | list[str] = GAP_METRICS) -> float:
     """CoUn's Avg-Gap: each metric averaged over seeds first (the cells' and their Retrains'),
-    then the mean |difference| over RA, UA, TA, MIA. Equals `avg_gap` for one seed."""
+    then the mean |difference| over `keys` (a task's gap metrics; RA, UA, TA, MIA for classifiers).
+    Equals `avg_gap` for one seed."""
     if not metrics or len(metrics) != len(references):
         raise ValueError("gap_of_means needs one Retrain reference per cell")
-    ours = {k: float(np.mean([m[k] for m in metrics])) for k in GAP_METRICS}
-    theirs = {k: float(np.mean([r[k] for r in references])) for k in GAP_METRICS}
-    return avg_gap(ours, theirs)
+    ours = {k: float(np.mean([m[k] for m in metrics])) for k in keys}
+    theirs = {k: float(np.mean([r[k] for r in references])) for k in keys}
+    return avg_gap(ours, theirs, keys)
 
 
 @dataclass(frozen=True)

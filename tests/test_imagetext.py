@@ -209,8 +209,8 @@ def test_end_to_end_cells_on_the_cpu(cifar_root, shared_cache, small_cifar):
         retrain, original = records[model, "Retrain"], records[model, "Original"]
         assert retrain["metrics"]["avg_gap"] == 0.0 and retrain["metrics"]["forget_row_tv"] == 0.0
         assert retrain["cost"]["samples"] == {  # Retrain's own training: 2 epochs x 5 full batches of D_r's 180
-            "image": {"forward": 320, "backward": 320, "second_order": 0},
-            "text": {"forward": 320, "backward": 320, "second_order": 0}}
+            "image": {"forward": 320, "backward": 320, "second_order": 0, "evaluation": 0},
+            "text": {"forward": 320, "backward": 320, "second_order": 0, "evaluation": 0}}
         assert original["cost"]["pflops"] == 0.0 and original["cost"]["samples"]["image"]["forward"] == 0
         conf = original["confusion"]
         assert len(conf["seen"]) == 10 and all(abs(sum(row) - 100) < 1e-6 for row in conf["seen"])
@@ -218,8 +218,8 @@ def test_end_to_end_cells_on_the_cpu(cifar_root, shared_cache, small_cifar):
     # HAC: 6 steps over D_r (180 = 5 x 32 + 20) with 8 relabelled forget images each; the Original
     # embeds the same 8 (forward only); the concept prompt (12 templates) is encoded each step.
     hac = records["meru", "HAC"]["cost"]["samples"]
-    assert hac["image"] == {"forward": 180 + 6 * 8 + 6 * 8, "backward": 180 + 6 * 8, "second_order": 0}
-    assert hac["text"] == {"forward": 180 + 6 * 8 + 6 * 12, "backward": 180 + 6 * 8 + 6 * 12, "second_order": 0}
+    assert hac["image"] == {"forward": 180 + 6 * 8 + 6 * 8, "backward": 180 + 6 * 8, "second_order": 0, "evaluation": 0}
+    assert hac["text"] == {"forward": 180 + 6 * 8 + 6 * 12, "backward": 180 + 6 * 8 + 6 * 12, "second_order": 0, "evaluation": 0}
     f = records["meru", "HAC"]["cost"]["forward_macs_per_sample"]
     expected = (2 * f["image"] * 276 + 4 * f["image"] * 228 + 2 * f["text"] * 300 + 4 * f["text"] * 300) / 1e15
     assert records["meru", "HAC"]["cost"]["pflops"] == pytest.approx(expected)

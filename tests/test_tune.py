@@ -152,7 +152,7 @@ def test_tiny_study_runs_end_to_end_and_resumes_after_a_kill(tmp_path):
 def test_tuning_never_reads_the_test_set(tmp_path, monkeypatch):
     clean = st.run_study(tiny_setup(tmp_path, tmp_path / "clean"), InProcessExecutor(SILENT), trials=2)
 
-    import bench.cell as cell_module
+    import bench.data.catalog as cell_module  # workers load data through the catalog (bench.worker_cache)
 
     real = cell_module.load_dataset
 

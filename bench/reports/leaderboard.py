@@ -30,8 +30,9 @@ RANK_HEADERS = ["Rank", "Method", "Avg-Gap (per seed)", "95% CI", "Avg-Gap (of m
 
 def _gap_of_means(part: pd.DataFrame) -> float:
     """CoUn's form over the seeds of `part` (one method, one block): metrics averaged first."""
-    refs = part[[f"ref_{m}" for m in GAP_METRICS]].rename(columns=lambda c: c[4:])
-    return gap_of_means(part[list(GAP_METRICS)].to_dict("records"), refs.to_dict("records"))
+    metrics = part["gap_metrics"].iloc[0].split("|") if "gap_metrics" in part else list(GAP_METRICS)
+    refs = part[[f"ref_{m}" for m in metrics]].rename(columns=lambda c: c[4:])
+    return gap_of_means(part[metrics].to_dict("records"), refs.to_dict("records"), metrics)
 
 
 def result_folders(root: Path) -> list[Path]:

@@ -52,7 +52,7 @@ def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
         metrics = part["gap_metrics"].iloc[0].split("|")
         refs = [f"ref_{m}" for m in metrics]
         row["avg_gap_of_means"] = (gap_of_means(part[metrics].to_dict("records"),
-                                                part[refs].rename(columns=lambda c: c[4:]).to_dict("records"))
+                                                part[refs].rename(columns=lambda c: c[4:]).to_dict("records"), metrics)
                                    if all(r in part for r in refs) else math.nan)
         if other_tasks:
             row["gap_metrics"] = part["gap_metrics"].iloc[0]
