@@ -77,7 +77,7 @@ def test_every_readme_command_works_in_a_fresh_folder(tmp_path):
     out = bench("run", "--profile", str(tiny), "--no-progress")
     assert "| FT |" in out
     local = project / "results" / "local" / "quick"
-    assert sorted(p.name for p in (local / "records").iterdir()) == [
+    assert sorted(p.name for p in (local / "records").glob("*.json")) == [
         "FT__digits__small_cnn__random10__seed0.json", "Original__digits__small_cnn__random10__seed0.json",
         "Retrain__digits__small_cnn__random10__seed0.json"]
     assert "3 of 3 cells already done" in bench("run", "--profile", str(tiny), "--no-progress")  # a rerun resumes
@@ -97,6 +97,11 @@ def test_every_readme_command_works_in_a_fresh_folder(tmp_path):
     assert (local / "figures" / "embed_FT_random10_s0_poincare.png").is_file()
     bench("perf", "--models", "small_cnn", "--batch-sizes", "64", "--steps", "2")
     assert "| FT |" in bench("perf", "--methods", "FT", "--profile", str(tiny), "--steps", "2")
+    # commands whose real runs are covered by their own tests (test_tune, test_audit_replicas,
+    # test_imagetext): here, that each answers a newcomer with its help or a one-line refusal
+    assert "--trials" in bench("tune", "--help")
+    assert "run `bench run --replicas K`" in bench("audit", "--results", str(local))  # no replicas yet: says what to do
+    bench("imagetext-figures", "--profile", str(tiny), expect=2)  # not an imagetext profile
     # the README's CIFAR-10 example without the data: one line saying where it looked, exit 2
     empty = tmp_path / "no-data"
     empty.mkdir()

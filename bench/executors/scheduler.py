@@ -70,7 +70,7 @@ class DagExecutor:
             while pending or running:
                 dispatched, finished_here = self._dispatch(pending, running, done, broken, claims)
                 for job, outcome in finished_here:
-                    yield original[job.spec.cell_id], outcome
+                    yield original[job.spec.cell_id], outcome["record"]
                 if not running:
                     if pending and not dispatched:
                         time.sleep(BUSY_POLL_SECONDS)  # the rest are running in another grid

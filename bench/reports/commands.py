@@ -140,7 +140,7 @@ def embed(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def audit(args: argparse.Namespace) -> int:
+def audit(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     import time
 
     from bench.audit.report import render_markdown, write_audit
