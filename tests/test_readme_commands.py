@@ -37,7 +37,7 @@ epochs = 1
 
 def documented_subcommands() -> set[str]:
     text = (REPO / "README.md").read_text()
-    return set(re.findall(r"python -m bench (\w+)", text))
+    return set(re.findall(r"python -m bench ([\w-]+)", text))
 
 
 def fresh_copy(dest: Path) -> Path:
