@@ -258,10 +258,10 @@ def _report(name: str):
     return command
 
 
-def cmd_tune(args: argparse.Namespace) -> int:
+def cmd_tune(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     from bench.tune.command import cmd_tune as run
 
-    return run(args)
+    return run(args, argv)
 
 
 def cmd_imagetext_figures(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:

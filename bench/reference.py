@@ -116,7 +116,7 @@ class ReferenceModels:
         # checkpoint another worker of this run trained carries this run's id)
         meta = {**meta, "cached": not trained and (not self.run_id or meta.get("run") != self.run_id)}
         self.cache.keep_model(mem_key, (state, meta))
-        return state, meta
+        return state, {**meta, "trained_now": trained}  # False when held in memory or on disk
 
     def _train(self, kind: str, seed: int, indices: torch.Tensor, desc: str, replica: int = 0) -> tuple[dict, dict]:
         train_all, _ = device_sets(self.data, self.engine.device, self.cache)

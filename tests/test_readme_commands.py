@@ -32,6 +32,9 @@ epochs = 1
 batch_size = 128
 [params.FT]
 epochs = 1
+[tune]
+trials = 1
+repeats = 1
 """
 
 
@@ -100,6 +103,9 @@ def test_every_readme_command_works_in_a_fresh_folder(tmp_path):
     # commands whose real runs are covered by their own tests (test_tune, test_audit_replicas,
     # test_imagetext): here, that each answers a newcomer with its help or a one-line refusal
     assert "--trials" in bench("tune", "--help")
+    # one real trial through `python -m bench` (its own argv and numerics, the method registry loaded)
+    assert "quick/FT/random: 1 complete" in bench("tune", "--profile", str(tiny), "--methods", "FT", "--kinds", "random",
+                                                    "--no-progress", "--out", str(tmp_path / "tune"))
     assert "run `bench run --replicas K`" in bench("audit", "--results", str(local))  # no replicas yet: says what to do
     bench("imagetext-figures", "--profile", str(tiny), expect=2)  # not an imagetext profile
     # the README's CIFAR-10 example without the data: one line saying where it looked, exit 2

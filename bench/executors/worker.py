@@ -33,7 +33,7 @@ def run_job(job: Job, cache: WorkerCache, progress: Progress = SILENT) -> dict:
             spec, data = job.spec, refs.data
             scenario = parse_scenario(spec.scenario, data.spec.num_classes, spec.forget_class)
             _, meta = refs.retrain(draw_split(scenario, data.train_y, spec.seed))
-        return {"done": job.label, "trained": not meta["cached"]}
+        return {"done": job.label, "trained": meta.get("trained_now", False)}
     except Exception as exc:
         return {"error": f"{type(exc).__name__}: {exc}".splitlines()[0], "traceback": traceback.format_exc(limit=-8)}
 

@@ -8,30 +8,36 @@ import dataclasses
 import sys
 import time
 from pathlib import Path
+from typing import Sequence
 
 from bench import paths
 from bench.errors import ConfigError
 from bench.names import REFERENCE_METHODS, SCENARIO_KINDS
 
 
-def cmd_tune(args: argparse.Namespace) -> int:
+def cmd_tune(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
+    from bench import numerics, profiles
+
+    profile = profiles.load(args.profile)
+    numerics.apply(profile.numerics, argv)  # tuned values measured with the kernels `bench run` uses
+
     import torch
 
-    from bench import profiles
     from bench.data.catalog import DATASETS, load_dataset
     from bench.splits import parse_scenario
     from bench.grid import InProcessExecutor
     from bench.method import resolve_methods
+    from bench.plugins import load_all_methods
     from bench.progress import Progress
     from bench.tune import report, study as st, tuned
 
-    profile = profiles.load(args.profile)
     overrides = {k: v for k, v in (("trials", args.trials), ("budget_epochs", args.budget_epochs)) if v is not None}
     if overrides:
         tune_cfg = profiles.build_params(profiles.TuneConfig, {**dataclasses.asdict(profile.tune), **overrides}, "--trials/--budget-epochs")
         profile = dataclasses.replace(profile, tune=tune_cfg)
     if profile.threads:
         torch.set_num_threads(profile.threads)
+    load_all_methods()
     chosen = resolve_methods(None if args.all or not args.methods else args.methods)
     methods = [m for m in chosen if m.name not in REFERENCE_METHODS and any(s.search for s in m.param_specs())]
     if not methods:
