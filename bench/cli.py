@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     base.add_argument("--results", required=True, help="results folder (with records/)")
     base.add_argument("--out", help="baseline file to write (default: <results>/baseline.json)")
     base.add_argument("--allow-failed", action="store_true", help="store it even if some cells failed")
+    base.add_argument("--spread-from", help="results folder of the same profile run with other seeds: each entry "
+                                            "stores its measured seed std, which compare's sd tolerances scale with")
 
     embed = sub.add_parser("embed", help="re-run one cell and draw its features before/after (t-SNE, Poincare disk)")
     add_cell_options(embed)

@@ -279,6 +279,30 @@ def test_more_compute_fails():
     assert {f.check.split()[0] for f in run_compare(more, grid()).failures} == {"pflops"}
 
 
+def test_measured_seed_spread_sets_the_sd_tolerance_of_a_one_seed_baseline(tmp_path, capsys):
+    """A one-seed baseline has no std of its own: `--spread-from` stores the std measured over
+    other seeds, and `TA:2sd` then allows exactly 2 x that std (here the floors are 0)."""
+    base = write_records(tmp_path / "base", grid(seeds=(0,)))
+    # MethB's TA is 93 + seed: over seeds 0, 1, 2 its std is exactly 1.0
+    spread = write_records(tmp_path / "spread", grid(seeds=(1, 2)))
+    assert main(["baseline", "--results", str(base), "--spread-from", str(spread)]) == 0
+    stored = json.loads((base / "baseline.json").read_text())
+    meth_b = next(e for e in stored["entries"] if e["method"] == "MethB")
+    assert meth_b["spread"]["seeds"] == [0, 1, 2] and meth_b["spread"]["std"]["TA"] == pytest.approx(1.0)
+    assert meth_b["spread"]["std"]["pflops"] == 0.0
+    stored_base = bl.read(base / "baseline.json")
+    rules = ["TA:2sd:0", "avg_gap:100", "RA:100", "UA_gap:100", "MIA_gap:100"]
+    within = bl.summarise(worsen(grid(seeds=(0,)), "MethB", TA=91.1), "now")  # fell 1.9 < 2 x 1.0
+    assert cmp.compare(within, stored_base, tol.resolve(rules), skip_timing=True).ok
+    beyond = bl.summarise(worsen(grid(seeds=(0,)), "MethB", TA=90.9), "now")  # fell 2.1 > 2 x 1.0
+    failures = cmp.compare(beyond, stored_base, tol.resolve(rules), skip_timing=True).failures
+    assert [(f.cell.split()[-1], f.check) for f in failures] == [("MethB", "TA (must not fall)")]
+    assert "2sd of 1" in failures[0].tolerance
+    # without the stored spread the same baseline (one seed) falls back to the floor alone
+    unspread = bl.summarise(grid(seeds=(0,)), "base")
+    assert not cmp.compare(within, unspread, tol.resolve(rules), skip_timing=True).ok
+
+
 # ---------------------------------------------------------------------- CLI: exit codes and one-line errors
 
 

@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from bench import atomic
 from bench.errors import ConfigError
 from bench.reports.frame import KEY, failed_records, load_records, machine_signature, records_frame, sort_frame
@@ -53,6 +55,28 @@ def from_results(results_dir: Path) -> dict[str, Any]:
     return summarise(load_records(Path(results_dir)), str(results_dir))
 
 
+def add_spread(baseline: dict[str, Any], extra: dict[str, Any], source: str) -> list[str]:
+    """Store each entry's measured seed spread: the sample std of every checked quantity over
+    the baseline's own seeds plus `extra`'s (the same profile run with other seeds). Compare's
+    `sd` tolerances then scale with it even when the baseline itself has one seed. Returns the
+    entries `extra` has no other seed for (left without a spread)."""
+    others = {entry_key(e): e for e in extra["entries"]}
+    lacking = []
+    for entry in baseline["entries"]:
+        other = others.get(entry_key(entry))
+        new_seeds = [s for s in (other["seeds"] if other else []) if s not in entry["seeds"]]
+        if not new_seeds:
+            lacking.append("/".join(entry_key(entry)))
+            continue
+        spread = {}
+        for q in RULES:
+            if q in entry["values"] and q in other["values"]:
+                pooled = entry["values"][q] + [v for s, v in zip(other["seeds"], other["values"][q]) if s in new_seeds]
+                spread[q] = float(np.std(pooled, ddof=1))
+        entry["spread"] = {"seeds": sorted(entry["seeds"] + new_seeds), "source": source, "std": spread}
+    return lacking
+
+
 def write(baseline: dict[str, Any], path: Path) -> None:
     atomic.write_json(Path(path), baseline)
 
@@ -87,6 +111,11 @@ def _check_entry(entry: Any, where: str) -> None:
         raise ConfigError(f"{where}: seeds must be a non-empty list of integers; {FIX}")
     if not isinstance(values, dict):
         raise ConfigError(f"{where}: values must be a table of per-seed lists; {FIX}")
+    spread = entry.get("spread")
+    if spread is not None:
+        std = spread.get("std") if isinstance(spread, dict) else None
+        if not isinstance(std, dict) or not all(isinstance(v, (int, float)) and v >= 0 for v in std.values()):
+            raise ConfigError(f"{where}: spread.std must be a table of numbers >= 0; {FIX}")
     for q in RULES:
         v = values.get(q)
         if v is None and q not in TASK_AGNOSTIC:  # a quantity of another task's metric set

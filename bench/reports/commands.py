@@ -82,6 +82,18 @@ def baseline(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int
         names = ", ".join(f["cell_id"] for f in data["failed"][:3])
         raise ConfigError(f"{len(data['failed'])} cell(s) in {results_dir} failed ({names}...); rerun them, "
                           "or pass --allow-failed to store a baseline without them")
+    if args.spread_from:
+        spread_dir = Path(args.spread_from)
+        if not (spread_dir / "records").is_dir():
+            raise ConfigError(f"--spread-from {spread_dir} has no records/ folder; pass the results folder of the "
+                              "same profile run with other seeds (e.g. --seeds 1,2)")
+        lacking = bl.add_spread(data, bl.from_results(spread_dir), str(spread_dir))
+        if len(lacking) == len(data["entries"]):
+            raise ConfigError(f"--spread-from {spread_dir} has no other seed of any baseline cell; run the same "
+                              "profile with other seeds into it")
+        if lacking:
+            print(f"note: no other seed for {len(lacking)} entries ({', '.join(lacking[:3])}...); their tolerances "
+                  "use the floors", file=sys.stderr)
     replaced = out.is_file()
     bl.write(data, out)
     cells = sum(len(e["seeds"]) for e in data["entries"])

@@ -63,9 +63,14 @@ def _num(quantity: str, value: float) -> str:
     return f"{value:.2f}"
 
 
-def _check(key: tuple, quantity: str, base: list[float], now: list[float], tol: Tolerance) -> Finding | None:
+def _check(key: tuple, quantity: str, base: list[float], now: list[float], tol: Tolerance,
+           measured_spread: float | None = None) -> Finding | None:
+    """`measured_spread`: the seed std stored with the baseline (`bench baseline --spread-from`),
+    used instead of the std over the baseline's own seeds (unknown with one seed)."""
     rule = RULES[quantity]
     base_mean, spread = mean_std(base)
+    if measured_spread is not None:
+        spread = measured_spread
     now_mean, _ = mean_std(now)
     delta = now_mean - base_mean
     allowed = tol.allowed(base_mean, spread)
@@ -122,7 +127,8 @@ def compare(now: dict[str, Any], baseline: dict[str, Any], tolerances: dict[str,
             if quantity not in base["values"] or quantity not in cur["values"]:
                 continue  # not a quantity of this entry's task (e.g. RA for an encoder)
             result.checked += 1
-            finding = _check(key, quantity, base["values"][quantity], cur["values"][quantity], tol)
+            measured = (base.get("spread") or {}).get("std", {}).get(quantity)
+            finding = _check(key, quantity, base["values"][quantity], cur["values"][quantity], tol, measured)
             if finding is not None:
                 result.failures.append(finding)
 
