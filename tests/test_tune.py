@@ -248,3 +248,13 @@ def test_report_gives_best_spread_and_a_deterministic_plot(tmp_path):
     for a, b in zip(first, second):
         assert a.read_bytes() == b.read_bytes(), a.name
     assert f"| {s.name} | 6 + 0 | {min(values):.3f} |" in first[0].read_text()
+
+
+def test_tune_runs_the_profiles_task_methods_and_presets_only_by_name():
+    from bench.tune.command import tunable_methods
+
+    names = [m.name for m in tunable_methods("classify", None)]
+    assert {"CU", "HCU", "RL", "SCRUB", "GP"} <= set(names)
+    assert not {"Retrain", "Original", "CU-euclid-ref", "HCU-scaled", "AC-IT", "HAC", "FT-SSL"} & set(names)
+    assert [m.name for m in tunable_methods("classify", ["CU-euclid-ref"])] == ["CU-euclid-ref"]
+    assert "FT-SSL" in [m.name for m in tunable_methods("ssl", None)]

@@ -26,8 +26,6 @@ def cmd_tune(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int
     from bench.data.catalog import DATASETS, load_dataset
     from bench.splits import parse_scenario
     from bench.grid import InProcessExecutor
-    from bench.method import resolve_methods
-    from bench.plugins import load_all_methods
     from bench.progress import Progress
     from bench.tune import report, study as st, tuned
 
@@ -37,9 +35,7 @@ def cmd_tune(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int
         profile = dataclasses.replace(profile, tune=tune_cfg)
     if profile.threads:
         torch.set_num_threads(profile.threads)
-    load_all_methods()
-    chosen = resolve_methods(None if args.all or not args.methods else args.methods)
-    methods = [m for m in chosen if m.name not in REFERENCE_METHODS and any(s.search for s in m.param_specs())]
+    methods = tunable_methods(profile.task, None if args.all or not args.methods else args.methods)
     if not methods:
         raise ConfigError("nothing to tune: the chosen methods declare no search space")
     kinds = args.kinds or list(SCENARIO_KINDS)
@@ -94,6 +90,17 @@ def cmd_tune(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int
         tuned.write(profile.tuned_path, merged)
         print(f"tuned values: {profile.tuned_path} ({sum(len(v) for v in entries.values())} studies written)", file=sys.stderr)
     return 0
+
+
+def tunable_methods(task: str, names: list[str] | None) -> list:
+    """The methods a study is run for: those of `task` that declare a search space, neither
+    reference (Retrain, Original) nor, unless named, a preset (a fixed published setting)."""
+    from bench.method import resolve_methods
+    from bench.plugins import load_all_methods
+
+    load_all_methods()
+    return [m for m in resolve_methods(names) if m.name not in REFERENCE_METHODS and m.supports_task(task)
+            and any(s.search for s in m.param_specs()) and (names or m.preset_of is None)]
 
 
 def add_parser(sub) -> None:
