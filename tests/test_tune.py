@@ -248,6 +248,10 @@ def test_report_gives_best_spread_and_a_deterministic_plot(tmp_path):
     for a, b in zip(first, second):
         assert a.read_bytes() == b.read_bytes(), a.name
     assert f"| {s.name} | 6 + 0 | {min(values):.3f} |" in first[0].read_text()
+    # a study whose every trial was pruned before reporting a value is listed, not drawn
+    hopeless = {**row, "study": "t/X/class", "points": [(0.1, None, False)], "best": None}
+    with_hopeless = report.write_report([row, hopeless], tmp_path / "c", "# t")
+    assert [p.read_bytes() for p in with_hopeless[1:]] == [p.read_bytes() for p in first[1:]]
 
 
 def test_tune_runs_the_profiles_task_methods_and_presets_only_by_name():

@@ -53,7 +53,7 @@ def plot(rows: list[dict[str, Any]], out_dir: Path, stem: str) -> list[Path]:
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    rows = [r for r in rows if r["points"]]
+    rows = [r for r in rows if any(p[1] is not None for p in r["points"])]  # every trial pruned before a value: nothing to draw
     if not rows:
         return []
     plt.rcParams["svg.hashsalt"] = "unlearn-bench"  # deterministic SVG ids
