@@ -315,7 +315,11 @@ class UnlearnContext:
 
 
 def resolve_methods(names: list[str] | None) -> list[MethodInfo]:
-    """Methods by name (globs allowed), in registry order; all when `names` is None."""
+    """Methods by name (globs allowed), in registry order; all when `names` is None. The method
+    packages are imported first, so every caller sees the whole registry."""
+    from bench.plugins import load_all_methods
+
+    load_all_methods()
     if names is None:
         return [METHODS.get(n) for n in METHODS]
     chosen: list[str] = []

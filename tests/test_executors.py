@@ -85,6 +85,18 @@ def test_the_dag_trains_each_model_once_before_the_cells_needing_it(tmp_path):
     assert {jobs[0].label, jobs[1].label, jobs[2].label} == {"Original s0", "Retrain random10 s0", "Retrain class3 s0"}
 
 
+def test_only_classifier_cells_get_harness_model_jobs(tmp_path):
+    """The ssl and imagetext tasks train their own Original/Retrain inside the cell: a harness
+    model job for them would build a classifier named 'clip' or 'simclr-...' and fail every cell."""
+    import dataclasses
+
+    cells = _cells(tmp_path)
+    for task in ("ssl", "imagetext"):
+        other = [dataclasses.replace(c, task=task) for c in cells]
+        jobs = build_dag(other)
+        assert [j.kind for j in jobs] == ["cell"] * 6 and all(j.needs == () for j in jobs)
+
+
 def test_local_pool_of_two_gives_the_one_process_records(tmp_path, one_process):
     store = RecordStore(tmp_path / "results")
     executor = make_executor("local", SILENT, device="cpu", workers=2)

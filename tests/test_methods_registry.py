@@ -61,3 +61,16 @@ def test_gp_full_form_trains_on_the_pool_not_on_d_t(tiny_spec, monkeypatch):
                                 eval={"nonmember_pool": "test-half"}))
     assert record["status"] == "ok" and not [name for name, grad in reads if grad]
     assert record["evaluation"]["nonmember_pool"]["size"] == 180 and record["evaluation"]["test_size"] == 180
+
+
+def test_resolving_methods_in_a_fresh_interpreter_sees_the_whole_registry():
+    """Commands that resolve names without planning a grid first (tune, imagetext-figures) once
+    found an empty registry ("unknown method 'FT-IT'; known: ")."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = "from bench.method import resolve_methods; print(','.join(m.name for m in resolve_methods(['FT-IT', 'CU'])))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], capture_output=True,
+                         text=True, check=True)
+    assert sorted(out.stdout.strip().split(",")) == ["CU", "FT-IT"]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from bench.cell import CellSpec
 from bench.method import METHODS
+from bench.tasks import CLASSIFY
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,9 @@ def build_dag(specs: list[CellSpec]) -> list[Job]:
     cells = []
     for spec in specs:
         needs = []
-        for kind in ("original", "retrain"):
+        # the classifier's Original and Retrain are harness jobs (bench.reference); other tasks'
+        # cells train and cache their own under the same checkpoint locks
+        for kind in ("original", "retrain") if spec.task == CLASSIFY else ():
             key = _model_key(kind, spec)
             models.setdefault(key, Job(key, kind, spec))
             needs.append(key)
