@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--executor", choices=("local", "ray"), default="local",
                      help="local: this machine's worker pool (default); ray: Ray tasks (pip install -e '.[ray]')")
     run.add_argument("--workers", type=at_least(1, "--workers"), help="parallel workers (default: GPUs x cells-per-gpu, or 1 on a CPU-only machine)")
+    run.add_argument("--keep-threads", action="store_true",
+                     help="CPU workers keep the profile's thread count instead of sharing the cores: numbers identical to "
+                          "the one-process run, but oversubscribed (quick grid, 2 workers on 2 cores: 5m47s vs 2m03s)")
     run.add_argument("--cells-per-gpu", type=at_least(1, "--cells-per-gpu"), help="cells sharing each GPU (default: 2)")
     run.add_argument("--address", help="--executor ray: join this Ray cluster (default: start a local Ray)")
 
@@ -150,7 +153,8 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     store = RecordStore(results_dir)
     progress.write(f"profile {setup.profile.name}: {len(cells)} cells -> {results_dir}")
     executor = make_executor(args.executor, progress, device=cells[0].device, workers=args.workers,
-                             cells_per_gpu=args.cells_per_gpu, address=args.address, threads=setup.profile.threads)
+                             cells_per_gpu=args.cells_per_gpu, address=args.address, threads=setup.profile.threads,
+                             pin_threads=args.keep_threads)
     summary = run_grid(cells, store, executor, progress, force=args.force)
     if any(c.replica for c in cells):
         from bench.audit.report import write_audit

@@ -15,8 +15,12 @@ EXECUTORS = ("local", "ray")
 
 
 def make_executor(kind: str, progress: Progress, *, device: str, workers: int | None = None,
-                  cells_per_gpu: int | None = None, address: str | None = None, threads: int | None = None):
-    """The executor for `bench run`'s flags. `threads`: the profile's CPU threads for one process."""
+                  cells_per_gpu: int | None = None, address: str | None = None, threads: int | None = None,
+                  pin_threads: bool = False):
+    """The executor for `bench run`'s flags. `threads`: the profile's CPU threads for one process.
+    `pin_threads` (a profile with portable numerics): every CPU worker keeps `threads`, because
+    the thread count changes reduction order and so the last bits, which a chaotic schedule (RL
+    at a high lr) amplifies into different metrics; workers may then oversubscribe the cores."""
     from bench.executors.scheduler import DagExecutor
 
     if workers is not None and workers < 1:
@@ -39,6 +43,8 @@ def make_executor(kind: str, progress: Progress, *, device: str, workers: int | 
     from bench.executors.local_pool import LocalPoolBackend, default_layout
 
     n, per_worker, placement = default_layout(device, workers, cells_per_gpu)
+    if pin_threads and threads and all(p is None for p in placement):
+        per_worker = threads
     if n == 1 and placement[0] is None:
         from bench.executors.inprocess import InProcessBackend
 
