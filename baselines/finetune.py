@@ -33,7 +33,7 @@ class FineTune:
     def run(self, ctx: UnlearnContext) -> None:
         opt = ctx.sgd(ctx.model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
         sched = ctx.cosine(opt, self.epochs * ctx.steps_per_epoch(ctx.retain, self.batch_size), self.final_lr)
+        step = ctx.train_step(opt, lambda x, y: F.cross_entropy(ctx.logits(x), y), sched)
         for _ in ctx.epochs(self.epochs):
             for batch in ctx.batches(ctx.retain, self.batch_size):
-                loss = F.cross_entropy(ctx.logits(batch.x), batch.y)
-                ctx.step(opt, loss, sched)
+                step(batch.x, batch.y)

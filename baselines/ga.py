@@ -42,6 +42,7 @@ class GradientAscent:
         opt = ctx.sgd(ctx.model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
         total = self.epochs * ctx.steps_per_epoch(ctx.forget, self.batch_size)
         sched = schedule(ctx, opt, self.lr_schedule, total, self.final_lr)
+        step = ctx.train_step(opt, lambda x, y: ascent_loss(ctx.logits(x), y), sched)
         for _ in ctx.epochs(self.epochs):
             for batch in ctx.batches(ctx.forget, self.batch_size):
-                ctx.step(opt, ascent_loss(ctx.logits(batch.x), batch.y), sched)
+                step(batch.x, batch.y)

@@ -67,12 +67,12 @@ class L1Sparse:
         gammas = self.penalty_weights(steps)
         opt = ctx.sgd(model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
         sched = ctx.cosine(opt, len(gammas), self.final_lr)
-        step = 0
+        # gamma_t is a step input (a device scalar), so the l1 term is part of the captured step;
+        # at gamma_t = 0 it adds exactly zero to the loss and the gradients
+        step = ctx.train_step(opt, lambda x, y, gamma: F.cross_entropy(ctx.logits(x), y) + gamma * l1_norm(model), sched)
+        t = 0
         for _ in ctx.epochs(self.epochs):
             for batch in ctx.batches(ctx.retain, self.batch_size):
-                loss = F.cross_entropy(ctx.logits(batch.x), batch.y)
-                if gammas[step] > 0:
-                    loss = loss + gammas[step] * l1_norm(model)
-                ctx.step(opt, loss, sched)
-                step += 1
+                step(batch.x, batch.y, gammas[t])
+                t += 1
         ctx.note(l1_gamma_at_epoch_start=gammas[::steps])

@@ -49,8 +49,9 @@ class NegGradPlus:
         opt = ctx.sgd(ctx.model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
         sched = ctx.cosine(opt, self.epochs * ctx.steps_per_epoch(ctx.retain, self.batch_size), self.final_lr)
         forget_batches = cycle_batches(ctx, ctx.forget, self.forget_batch_size)
+        step = ctx.train_step(opt, lambda xr, yr, xf, yf: neggrad_plus_loss(ctx.logits(xr), yr, ctx.logits(xf), yf, self.beta),
+                              sched)
         for _ in ctx.epochs(self.epochs):
             for retain in ctx.batches(ctx.retain, self.batch_size):
                 forget = next(forget_batches)
-                loss = neggrad_plus_loss(ctx.logits(retain.x), retain.y, ctx.logits(forget.x), forget.y, self.beta)
-                ctx.step(opt, loss, sched)
+                step(retain.x, retain.y, forget.x, forget.y)

@@ -48,6 +48,7 @@ class RandomLabel:
         epoch_batches = RandomLabelEpochs(ctx, self.batch_size, self.order, self.label_draw)
         opt = ctx.sgd(ctx.model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=optimizer_weight_decay)
         sched = schedule(ctx, opt, self.lr_schedule, self.epochs * epoch_batches.steps(), self.final_lr)
+        step = ctx.train_step(opt, lambda x, y: F.cross_entropy(ctx.logits(x), y), sched, before_step=before_step)
         for _ in ctx.epochs(self.epochs):
             for batch, targets, _ in epoch_batches:
-                ctx.step(opt, F.cross_entropy(ctx.logits(batch.x), targets), sched, before_step=before_step)
+                step(batch.x, targets)

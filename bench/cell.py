@@ -201,7 +201,7 @@ def prepare_cell(spec: CellSpec, progress: Progress = SILENT, cache: WorkerCache
     def retrain_provider() -> tuple[dict, ReportedCost]:
         state, meta = refs.retrain(split, replica=spec.replica)
         return state, ReportedCost(counts_from_meta(meta), meta["seconds"], meta["device"], meta["cached"],
-                                   meta.get("peak_memory_mb"))
+                                   meta.get("peak_memory_mb"), meta.get("step"))
 
     ctx = UnlearnContext(
         engine=engine, model=model, retain=retain, forget=forget, test=eval_test, nonmembers=pool, scenario=scenario,
@@ -240,7 +240,9 @@ def run_classifier_cell(spec: CellSpec, progress: Progress = SILENT, cache: Work
 
     guard = None
     if spec.tuning is not None and spec.tuning.get("budget_pflops"):
-        guard = BudgetGuard(cell.counter, cell.cost_model, spec.tuning["budget_pflops"]).attach(cell.model)
+        budget = BudgetGuard(cell.counter, cell.cost_model, spec.tuning["budget_pflops"])
+        guard = budget.attach(cell.model)
+        ctx.before_replay.append(budget.check)
     engine.synchronize()
     engine.reset_peak_memory()
     start = time.perf_counter()
@@ -263,7 +265,8 @@ def run_classifier_cell(spec: CellSpec, progress: Progress = SILENT, cache: Work
     outputs = collect_outputs(engine, cell.model, cell.sets, spec.outputs_sample,
                               derive_seed(spec.seed, "audit-sample", spec.scenario), eval_bs)
 
-    reported = ctx.reported_cost or ReportedCost(cell.counter.counts, seconds, engine.device_name(), False, peak_memory_mb)
+    reported = ctx.reported_cost or ReportedCost(cell.counter.counts, seconds, engine.device_name(), False, peak_memory_mb,
+                                                 ctx.step_stats())
     return {
         **record_envelope(spec),
         "status": "ok",
@@ -281,7 +284,7 @@ def run_classifier_cell(spec: CellSpec, progress: Progress = SILENT, cache: Work
             "from_cache": reported.cached,
         },
         "timing": {"unlearn_seconds": reported.seconds, "eval_seconds": eval_seconds, "device": reported.device,
-                   "peak_memory_mb": reported.peak_memory_mb},
+                   "peak_memory_mb": reported.peak_memory_mb, "train_step": reported.step},
         "evaluation": {"precision": EVAL_PRECISION, "mia_svc": MIA_SVC, **cell.sets.describe()},
         "environment": environment(engine.device),
         "code": code_record(spec),

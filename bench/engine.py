@@ -5,6 +5,9 @@ crop and flip are batched tensor ops; bf16 autocast and channels_last on CUDA,
 plain fp32 on the CPU; every random draw comes from a seeded generator.
 Nothing here synchronises with the host inside a loop except where a caller asks
 for a number (an accuracy for a stop rule, a loss for the progress bar).
+Training steps go through `train_step` (bench/captured.py): on CUDA each step is
+captured in a CUDA graph and replayed, unless `cuda_graphs=False` or
+UNLEARN_BENCH_CUDA_GRAPHS=0; on the CPU it runs eagerly.
 """
 
 from __future__ import annotations
@@ -13,16 +16,18 @@ import contextlib
 import math
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from bench.augment import Normalizer, crop_flip
+from bench.captured import CudaGraphs, GraphBackend, LossFn, TrainStep, capture_enabled_by_env
 from bench.data.catalog import Augment
 from bench.data.device_data import DeviceData
 from bench.errors import CellFailure
+from bench.flops import SampleCounter
 from bench.progress import SILENT, Progress
 from bench.recipe import TrainRecipe  # noqa: F401  (it lived here; kept importable)
 
@@ -48,11 +53,14 @@ class Engine:
         *,
         amp: bool | None = None,
         channels_last: bool | None = None,
+        cuda_graphs: bool | None = None,
     ):
         self.device = torch.device(device)
         on_cuda = self.device.type == "cuda"
         self.amp = on_cuda if amp is None else amp
         self.channels_last = on_cuda if channels_last is None else channels_last
+        # CUDA graphs exist on CUDA only; elsewhere the flag is ignored and steps run eagerly
+        self.cuda_graphs = on_cuda and (capture_enabled_by_env() if cuda_graphs is None else cuda_graphs)
         self.normalize = Normalizer(mean, std, self.device)
         self.augment_spec = augment
 
@@ -61,7 +69,9 @@ class Engine:
     def autocast(self) -> contextlib.AbstractContextManager:
         if not self.amp:
             return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        # no cast cache: cached bf16 copies of the weights must not outlive a captured step (CUDA
+        # graphs need cache_enabled=False), and each forward has its own autocast region anyway
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, cache_enabled=False)
 
     @contextlib.contextmanager
     def full_precision(self):
@@ -114,6 +124,18 @@ class Engine:
             return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov, fused=True)
         except (RuntimeError, TypeError, ValueError):
             return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+
+    def graph_backend(self) -> GraphBackend | None:
+        """What captures training steps: CUDA graphs on CUDA (unless turned off), else None (eager)."""
+        return CudaGraphs(self.device) if self.cuda_graphs else None
+
+    def train_step(self, optimizer: torch.optim.Optimizer, loss_fn: LossFn, *,
+                   before_step: Callable[[], None] | None = None, counter: SampleCounter | None = None,
+                   before_replay: Callable[[], None] | None = None) -> TrainStep:
+        """A training step as a function of its inputs (see bench/captured.py): captured in a
+        CUDA graph on CUDA, eager elsewhere. `counter` keeps FLOP counts right on replay."""
+        return TrainStep(loss_fn, optimizer, before_step=before_step, counter=counter, graphs=self.graph_backend(),
+                         before_replay=before_replay)
 
     # ------------------------------------------------------------------ batches
 
@@ -197,14 +219,16 @@ class Engine:
 
     # ------------------------------------------------------------------ supervised training
 
-    def supervised_step(self, model: nn.Module, opt: torch.optim.Optimizer, batch: Batch) -> torch.Tensor:
-        """One cross-entropy SGD step; returns the (detached, float32) loss without syncing."""
-        with self.autocast():
-            loss = F.cross_entropy(model(batch.x), batch.y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return loss.detach().float()
+    def cross_entropy_step(self, model: nn.Module, opt: torch.optim.Optimizer,
+                           counter: SampleCounter | None = None) -> TrainStep:
+        """`step(x, y)`: one cross-entropy SGD step of `model`; returns the (detached, float32)
+        loss without syncing (on the graph path a buffer the next step overwrites: use it at once)."""
+
+        def loss_fn(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            with self.autocast():
+                return F.cross_entropy(model(x), y)
+
+        return self.train_step(opt, loss_fn, counter=counter)
 
     def train_supervised(
         self,
@@ -214,10 +238,13 @@ class Engine:
         seed: int,
         progress: Progress = SILENT,
         desc: str = "train",
+        counter: SampleCounter | None = None,
     ) -> dict:
-        """Train `model` in place on `data` with `recipe` (SGD, multi-step lr). Returns stats."""
+        """Train `model` in place on `data` with `recipe` (SGD, multi-step lr). Returns stats.
+        `counter`: the SampleCounter attached to `model`, if any (kept right on graph replays)."""
         generator = self.generator(seed)
         opt = self.sgd(model.parameters(), recipe.lr, recipe.momentum, recipe.weight_decay)
+        step = self.cross_entropy_step(model, opt, counter)
         sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=recipe.milestone_epochs(), gamma=recipe.gamma)
         model.train()
         self.synchronize()
@@ -228,7 +255,7 @@ class Engine:
             loss_sum = torch.zeros((), device=self.device)
             steps = 0
             for batch in self.batches(data, recipe.batch_size, generator):
-                loss_sum += self.supervised_step(model, opt, batch)
+                loss_sum += step(batch.x, batch.y)
                 steps += 1
             sched.step()
             last_loss = (loss_sum / max(steps, 1)).item()  # one sync per epoch, for the divergence check
@@ -236,4 +263,5 @@ class Engine:
                 raise CellFailure(f"{desc} diverged: mean loss is {last_loss} at epoch {epoch + 1}")
             bar.set_postfix(loss=f"{last_loss:.3f}")
         self.synchronize()
-        return {"seconds": time.perf_counter() - start, "final_loss": last_loss, "device": self.device_name()}
+        return {"seconds": time.perf_counter() - start, "final_loss": last_loss, "device": self.device_name(),
+                "step": step.stats.as_dict()}

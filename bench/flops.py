@@ -41,6 +41,10 @@ class SampleCounts:
         return SampleCounts(self.forward + other.forward, self.backward + other.backward,
                             self.second_order + other.second_order, self.evaluation + other.evaluation)
 
+    def __sub__(self, other: "SampleCounts") -> "SampleCounts":
+        return SampleCounts(self.forward - other.forward, self.backward - other.backward,
+                            self.second_order - other.second_order, self.evaluation - other.evaluation)
+
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
 

@@ -30,6 +30,7 @@ import torch
 import torch.nn as nn
 
 from bench.data.device_data import DeviceData
+from bench.captured import StepStats, TrainStep
 from bench.engine import Batch, Engine
 from bench.flops import SampleCounter, SampleCounts
 from bench.hparams import ParamSpec, build_params, param_specs
@@ -119,6 +120,7 @@ class ReportedCost:
     device: str
     cached: bool
     peak_memory_mb: float | None = None
+    step: dict | None = None  # which path the training steps took (StepStats), when known
 
 
 class UnlearnContext:
@@ -163,6 +165,9 @@ class UnlearnContext:
         self._progress = progress
         self._label = label
         self._nonfinite = torch.zeros((), dtype=torch.bool, device=engine.device)
+        self._train_steps: list[TrainStep] = []
+        # run before every step replayed from a CUDA graph (a replay runs no module hooks): e.g. a tuning cap
+        self.before_replay: list[Callable[[], None]] = []
 
     # ------------------------------------------------------------------ facts
 
@@ -285,6 +290,35 @@ class UnlearnContext:
         if scheduler is not None:
             scheduler.step()
         self.watch(loss)
+
+    def train_step(self, optimizer: torch.optim.Optimizer, loss_fn: Callable[..., torch.Tensor], scheduler=None,
+                   before_step: Callable[[], None] | None = None) -> Callable[..., None]:
+        """`step(*inputs)`: what `step(opt, loss_fn(*inputs), scheduler, before_step)` does, with the
+        loss written as a function of the step's inputs, so that on CUDA the whole step (forward,
+        backward, `before_step`, fused SGD) is captured in a CUDA graph and replayed.
+
+        `loss_fn` takes tensors (batches, labels) and numbers (e.g. a loss weight that changes
+        between steps) and returns the scalar loss; it must not synchronise with the host or draw
+        random numbers (draw them outside and pass them in). FLOPs are counted either way; the
+        record says which path ran (bench/captured.py)."""
+        stepper = self.engine.train_step(optimizer, loss_fn, before_step=before_step, counter=self._counter,
+                                         before_replay=self._before_replay)
+        self._train_steps.append(stepper)
+
+        def step(*inputs) -> None:
+            self.watch(stepper(*inputs))
+            if scheduler is not None:
+                scheduler.step()
+
+        return step
+
+    def _before_replay(self) -> None:
+        for check in self.before_replay:
+            check()
+
+    def step_stats(self) -> dict[str, Any] | None:
+        """Which path this context's training steps took (None if it made none through `train_step`)."""
+        return StepStats.merge([s.stats for s in self._train_steps])
 
     def watch(self, value: torch.Tensor) -> None:
         """Remember (on the device) whether `value` was ever non-finite."""

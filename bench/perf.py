@@ -1,7 +1,8 @@
 """`bench perf`: training throughput (img/s) of the engine against a plain eager loop,
 and each method's procedure against what its FLOP count predicts.
 
-The plain loop is the ceiling-style reference: one pre-normalised float batch
+The engine loop is timed twice on CUDA: eager steps and steps replayed from a CUDA
+graph (bench/captured.py). The plain loop is the ceiling-style reference: one pre-normalised float batch
 reused every step, eager forward/backward, torch's default SGD. The engine loop
 is what Original, Retrain and the methods run: device-resident uint8 data, a
 device-side permutation, batched crop+flip, normalisation, fused SGD. Both use
@@ -36,11 +37,12 @@ class PerfResult:
     device: str
     batch_size: int
     plain_img_s: float
-    engine_img_s: float
+    engine_img_s: float  # the engine's loop, eager steps
+    captured_img_s: float | None = None  # the engine's loop, CUDA-graph replays (CUDA only)
 
     @property
     def ratio(self) -> float:
-        return self.engine_img_s / self.plain_img_s
+        return (self.captured_img_s or self.engine_img_s) / self.plain_img_s
 
 
 def _time_steps(engine: Engine, step, steps: int, warmup: int, repeats: int, batch_size: int) -> float:
@@ -87,21 +89,42 @@ def plain_img_s(data: ImageData, model_name: str, device: torch.device, batch_si
     return _time_steps(engine, plain_step, steps, warmup, repeats, len(fixed))
 
 
-def measure(data: ImageData, model_name: str, device: torch.device, batch_size: int,
-            steps: int = 30, warmup: int = 5, repeats: int = 3) -> PerfResult:
-    plain = plain_img_s(data, model_name, device, batch_size, steps, warmup, repeats)
-    engine, train, generator = _engine_and_data(data, device)
+STEP_MODES = ("plain", "eager", "captured")
 
-    # the engine's loop: fresh permuted, augmented batches from uint8 on the device
+
+def step_img_s(data: ImageData, model_name: str, device: torch.device, batch_size: int, mode: str,
+               steps: int = 30, warmup: int = 5, repeats: int = 3) -> float:
+    """img/s of one training loop: "plain" (one fixed batch, torch's default SGD), "eager" (the
+    engine's batches and fused SGD, step by step) or "captured" (the same, replayed from a CUDA
+    graph; on the CPU it runs eagerly)."""
+    if mode == "plain":
+        return plain_img_s(data, model_name, device, batch_size, steps, warmup, repeats)
+    if mode not in STEP_MODES:
+        raise ValueError(f"unknown mode {mode!r}; use one of {STEP_MODES}")
+    spec = data.spec
+    engine = Engine(device, spec.mean, spec.std, spec.augment, cuda_graphs=mode == "captured")
+    train, _ = device_sets(data, device)
+    generator = engine.generator(0)
     model = _fresh_model(engine, data, model_name)
     opt = engine.sgd(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    step = engine.cross_entropy_step(model, opt)
     stream = _endless_batches(engine, train, batch_size, generator)
 
     def engine_step() -> None:
-        engine.supervised_step(model, opt, next(stream))
+        batch = next(stream)
+        step(batch.x, batch.y)
 
-    fast = _time_steps(engine, engine_step, steps, warmup, repeats, min(batch_size, len(train)))
-    return PerfResult(model_name, data.spec.name, engine.device_name(), batch_size, plain, fast)
+    return _time_steps(engine, engine_step, steps, warmup, repeats, min(batch_size, len(train)))
+
+
+def measure(data: ImageData, model_name: str, device: torch.device, batch_size: int,
+            steps: int = 30, warmup: int = 5, repeats: int = 3) -> PerfResult:
+    plain = plain_img_s(data, model_name, device, batch_size, steps, warmup, repeats)
+    eager = step_img_s(data, model_name, device, batch_size, "eager", steps, warmup, repeats)
+    captured = (step_img_s(data, model_name, device, batch_size, "captured", steps, warmup, repeats)
+                if device.type == "cuda" else None)
+    return PerfResult(model_name, data.spec.name, Engine(device, data.spec.mean, data.spec.std, data.spec.augment)
+                      .device_name(), batch_size, plain, eager, captured)
 
 
 def _endless_batches(engine: Engine, data, batch_size: int, generator):
@@ -110,11 +133,12 @@ def _endless_batches(engine: Engine, data, batch_size: int, generator):
 
 
 def render(results: list[PerfResult]) -> str:
-    lines = ["| model | dataset | device | batch | plain loop img/s | engine img/s | engine / plain |",
-             "|---|---|---|---:|---:|---:|---:|"]
+    lines = ["| model | dataset | device | batch | plain loop img/s | engine eager img/s | engine captured img/s | best / plain |",
+             "|---|---|---|---:|---:|---:|---:|---:|"]
     for r in results:
+        captured = "-" if r.captured_img_s is None else f"{r.captured_img_s:,.0f}"
         lines.append(f"| {r.model} | {r.dataset} | {r.device} | {r.batch_size} | {r.plain_img_s:,.0f} | "
-                     f"{r.engine_img_s:,.0f} | {r.ratio:.2f} |")
+                     f"{r.engine_img_s:,.0f} | {captured} | {r.ratio:.2f} |")
     return "\n".join(lines) + "\n"
 
 

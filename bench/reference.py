@@ -126,7 +126,8 @@ class ReferenceModels:
         counter = SampleCounter()
         counter.attach(model)
         self.engine.reset_peak_memory()
-        stats = self.engine.train_supervised(model, subset, self.recipe, derive_seed(seed, kind, "train", *extra), self.progress, desc)
+        stats = self.engine.train_supervised(model, subset, self.recipe, derive_seed(seed, kind, "train", *extra), self.progress, desc,
+                                             counter=counter)
         counter.detach()
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         return state, {**stats, "samples": counter.counts.as_dict(), "peak_memory_mb": self.engine.peak_memory_mb()}

@@ -25,10 +25,11 @@ class BudgetGuard:
         self.counter, self.costs, self.budget = counter, costs, budget_pflops
 
     def attach(self, model: nn.Module):
-        """Check before every forward of `model`'s backbone (where the counter counts); returns the hook handle."""
-        return model.backbone.register_forward_pre_hook(self._check)  # host-side arithmetic: no device sync
+        """Check before every forward of `model`'s backbone (where the counter counts); returns the hook handle.
+        Steps replayed from a CUDA graph run no hooks: the context calls `check` before each replay."""
+        return model.backbone.register_forward_pre_hook(lambda module, args: self.check())  # host arithmetic: no sync
 
-    def _check(self, module: nn.Module, args: tuple) -> None:
+    def check(self) -> None:
         spent = self.costs.pflops(self.counter.counts)
         if spent > self.budget:
             raise BudgetExceeded(f"compute cap reached: {spent:.4g} of {self.budget:.4g} PFLOPs spent")

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Issue 9's GPU checks and measurements, for one device call each (at most 10 minutes):
+#
+#   scripts/gpu-run.sh tests    CUDA tests: pytest -m cuda (tests/test_cuda.py)          ~5 min
+#   scripts/gpu-run.sh bench    benchmarks (tests/benchmarks) + `bench perf` tables       ~6 min
+#   scripts/gpu-run.sh all      both (only if one call has the time)
+#   scripts/gpu-run.sh grid PROFILE SCENARIOS SEEDS [SECONDS]
+#                               one chunk of a GPU grid (issue 10): `bench run` on
+#                               results/<PROFILE>/, stopped after SECONDS (default 500) so
+#                               the finished cells' records come back packed in
+#                               $OUT/records-<profile>-<scenarios>-s<seeds>.tar.gz; unpack
+#                               here with `tar -xzf FILE` from the repository root
+#                               (records resume: a later chunk skips finished cells)
+#
+# Run from the repository root on the GPU host, after ../shared/tools/gpu-prep has put the
+# wheels in .whl/ and the CIFAR-10 archive in .data/ (carry both). Results go to $OUT
+# (the device tool's folder that comes back; results/perf/local elsewhere), at most
+# 8 files: gpu-run-<part>.log, cuda-tests.xml, benchmarks.json, perf.md, perf-methods.md.
+# To commit them: scripts/perf-commit.sh <folder the files came back in>.
+set -uo pipefail
+part=${1:-all}
+out=${OUT:-results/perf/local}
+mkdir -p "$out"
+exec > >(tee "$out/gpu-run-$part.log") 2>&1
+
+if compgen -G ".whl/*.whl" > /dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+fi
+export PYTHONPATH=/tmp/site:. PYTHONUNBUFFERED=1 UNLEARN_BENCH_OFFLINE=1
+export UNLEARN_BENCH_DATA=${UNLEARN_BENCH_DATA:-$PWD/.data} UNLEARN_BENCH_CACHE=${UNLEARN_BENCH_CACHE:-/tmp/unlearn-bench-cache}
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA device')" || exit 1
+status=0
+
+if [[ $part == tests || $part == all ]]; then
+  echo "== CUDA tests"
+  timeout 540 python3 -m pytest -m cuda tests/test_cuda.py -q -rA -p no:cacheprovider \
+    --junitxml="$out/cuda-tests.xml" || status=1
+fi
+
+if [[ $part == bench || $part == all ]]; then
+  echo "== decode CIFAR-10 once into the tensor cache"
+  python3 -c "from bench import paths; from bench.data.catalog import load_dataset; \
+d = load_dataset('cifar10', paths.data_root(None), cache=paths.cache_dir(None), download=False); print(d.source)" || exit 1
+  echo "== benchmarks"
+  timeout 420 python3 -m pytest tests/benchmarks/test_bench_engine.py --benchmark-only -q -p no:cacheprovider \
+    --benchmark-json="$out/benchmarks.json" --benchmark-columns=median,iqr,rounds || status=1
+  echo "== bench perf"
+  timeout 60 python3 -m bench perf --dataset cifar10 --models resnet18 --batch-sizes 256,512 --device cuda \
+    --steps 50 | tee "$out/perf.md" || status=1
+fi
+if [[ $part == grid ]]; then
+  profile=${2:?grid PROFILE SCENARIOS SEEDS [SECONDS]} scenarios=${3:?scenarios} seeds=${4:?seeds} limit=${5:-500}
+  results="results/$profile"
+  mkdir -p "$results/records"
+  touch "$out/.grid-start"
+  echo "== grid chunk: $profile $scenarios seeds $seeds, at most ${limit}s"
+  # SIGINT first: the grid stops between cells and every finished record is already on disk
+  timeout -s INT -k 30 "$limit" python3 -m bench run --profile "$profile" --scenarios "$scenarios" --seeds "$seeds" \
+    --results "$results" --no-progress || status=$?
+  pack="$out/records-$profile-${scenarios//,/_}-s${seeds//,/_}.tar.gz"
+  find "$results/records" -maxdepth 1 -type f -newer "$out/.grid-start" -print0 \
+    | tar --null -czf "$pack" --files-from=-
+  rm -f "$out/.grid-start"
+  echo "packed $(tar -tzf "$pack" | wc -l) new files into $pack"
+fi
+
+exit $status
