@@ -33,12 +33,12 @@ def _cos(a, b) -> float:
 def test_calibrated_mean_weights_the_forget_rows_by_alpha():
     forget_rows = torch.tensor([False, True, False])
     # SimCLR: two rows per image (view 1's three, then view 2's); image 1 is a forget image
-    simclr = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
-    assert calibrated_mean(simclr, forget_rows, 3.0).item() == pytest.approx((1 + 3 * 2 + 3 + 4 + 3 * 5 + 6) / 10)
-    assert calibrated_mean(simclr, forget_rows, 1.0).item() == pytest.approx(21 / 6)  # alpha 1: the plain mean
+    simclr = torch.tensor([1.0, 2.0, 3.0, 4.0, 8.0, 6.0])
+    assert calibrated_mean(simclr, forget_rows, 3.0).item() == pytest.approx((1 + 3 * 2 + 3 + 4 + 3 * 8 + 6) / 10)
+    assert calibrated_mean(simclr, forget_rows, 1.0).item() == pytest.approx(24 / 6)  # alpha 1: the plain mean
     # MoCo / BYOL: one row per image; alpha 0 drops the forget rows
-    assert calibrated_mean(torch.tensor([1.0, 2.0, 3.0]), forget_rows, 3.0).item() == pytest.approx((1 + 6 + 3) / 5)
-    assert calibrated_mean(torch.tensor([1.0, 2.0, 3.0]), forget_rows, 0.0).item() == pytest.approx(2.0)
+    assert calibrated_mean(torch.tensor([1.0, 5.0, 3.0]), forget_rows, 3.0).item() == pytest.approx((1 + 15 + 3) / 5)
+    assert calibrated_mean(torch.tensor([1.0, 5.0, 3.0]), forget_rows, 0.0).item() == pytest.approx(2.0)
 
 
 def test_positive_alignment_is_the_mean_cosine_over_the_forget_rows():
