@@ -55,7 +55,8 @@ class AlignmentCalibrationSSL:
     One pass per epoch over D_r u D_f shuffled together (retain and forget images share batches,
     so each is the other's in-batch negative, as in the repo's ConcatDataset). For image i of a
     batch, a = t(x_i) is the anchor view and the partner view is b = t(x_i) for a retain image, but
-    b = t(x_j), x_j a random *other* forget image, for a forget image (`index_shift`). With l_i the
+    b = t(x_j), x_j a random forget image (another one but with chance 1/|D_f|), for a forget
+    image (`index_shift`). With l_i the
     framework's own per-sample loss on the pair (a_i, b_i) (NT-Xent both directions / MoCo InfoNCE
     with the queue / BYOL's symmetric regression):
 
@@ -74,7 +75,7 @@ class AlignmentCalibrationSSL:
 
     Optimiser as main.py: SGD lr 0.06, momentum 0.9, weight decay 5e-4, 10 epochs, batch 512
     (drop_last), constant lr (its --enable-scheduler is off by default; `schedule` "cosine" is
-    the option). [choice: beta 1; the repo's argparse default 0 switches L_pos off and its README
+    the option, [choice: stepped per batch, the repo's per epoch]). [choice: beta 1; the repo's argparse default 0 switches L_pos off and its README
     passes a swept ${BETA}; alpha 1 is main.py's default.] The encoders there were pretrained with
     that same SGD recipe; ours with Adam 0.01, so the lr is a search knob.
     """
