@@ -277,7 +277,7 @@ def test_every_ssl_method_runs_end_to_end(ssl_cells, framework):
     cells = [dataclasses.replace(c, model=f"{framework}-small_cnn",
                                  params={**c.params, **({"epochs": 1} if c.method == "GP" else {})}) for c in cells]
     names = [c.method for c in cells]  # references first; the rest in registry order
-    assert names[:2] == ["Retrain", "Original"] and sorted(names[2:]) == ["FT-SSL", "GA-SSL", "GP"]
+    assert names[:2] == ["Retrain", "Original"] and sorted(names[2:]) == ["AC-SSL", "FT-SSL", "GA-SSL", "GP"]
     assert "FT does not support the ssl task; skipped" in notes
     records = {c.method: execute_cell(c) for c in cells}
     for method, record in records.items():
@@ -298,3 +298,11 @@ def test_every_ssl_method_runs_end_to_end(ssl_cells, framework):
     ssl_online = 32 * (1 if framework == "moco" else 2)
     ssl_target = {"simclr": 0, "moco": 32, "byol": 64}[framework]
     assert gp == {"forward": ssl_online + ssl_target + 32, "backward": ssl_online + 2 * 32, "second_order": 32, "evaluation": 0}
+    # AC-SSL (smoke: 2 epochs) over D_r u D_f, the 160 members in one batch: the two views of the
+    # framework's loss plus the third view of the positive calibration (SimCLR: online, with
+    # gradient; MoCo and BYOL: through the key encoder / target)
+    ac_online = 2 * 160 * {"simclr": 3, "moco": 1, "byol": 2}[framework]
+    ac_target = 2 * 160 * {"simclr": 0, "moco": 2, "byol": 3}[framework]
+    assert records["AC-SSL"]["cost"]["samples"] == {"forward": ac_online + ac_target, "backward": ac_online,
+                                                    "second_order": 0, "evaluation": 0}
+    assert records["AC-SSL"]["method_info"]["beta_effective"] == pytest.approx(32 / 160)

@@ -44,7 +44,7 @@ def test_classify_is_the_default_task_and_every_classifier_method_supports_it():
     assert _profile().task == CLASSIFY and TASKS.get(CLASSIFY).gap_metrics == ("RA", "UA", "TA", "MIA")
     # every method but the ssl and imagetext tasks' own methods runs on classifiers
     assert {n for n in METHODS if not METHODS.get(n).supports_task(CLASSIFY)} == {
-        "FT-SSL", "GA-SSL", "AC-IT", "FT-IT", "HAC"}
+        "FT-SSL", "GA-SSL", "AC-SSL", "AC-IT", "FT-IT", "HAC"}
 
 
 def test_profile_validates_the_task_and_its_params(toy_task):

@@ -59,9 +59,16 @@ class Objective:
 
     def loss_on_views(self, model: SSLModel, v1: torch.Tensor, v2: torch.Tensor, *, update: bool = True,
                       reduction: str = "mean") -> torch.Tensor:
+        return self.loss_and_anchor(model, v1, v2, update=update, reduction=reduction)[0]
+
+    def loss_and_anchor(self, model: SSLModel, v1: torch.Tensor, v2: torch.Tensor, *, update: bool = True,
+                        reduction: str = "mean") -> tuple[torch.Tensor, torch.Tensor]:
+        """`loss_on_views`, and the online embedding of view 1 that the loss aligns with view 2's
+        (SimCLR: the projection z1; MoCo: the query q; BYOL: the prediction p1), unnormalised."""
         with self.engine.autocast():
             if self.framework == "simclr":
-                return nt_xent(model.online(v1), model.online(v2), self.simclr_temperature, reduction)
+                z1 = model.online(v1)
+                return nt_xent(z1, model.online(v2), self.simclr_temperature, reduction), z1
             if self.framework == "moco":
                 if update:
                     model.momentum_update(self.moco_momentum)
@@ -71,14 +78,23 @@ class Objective:
                 loss = moco_infonce(q, k, model.queue.clone(), self.moco_temperature, reduction)
                 if update:
                     model.enqueue(k)
-                return loss
+                return loss, q
             if update:
                 model.momentum_update(self.byol_momentum)
             p1, p2 = model.predictor(model.online(v1)), model.predictor(model.online(v2))
             with torch.no_grad():
                 t1, t2 = model.target(v1), model.target(v2)
             per_sample = byol_regression(p1, t2) + byol_regression(p2, t1)
-            return per_sample.mean() if reduction == "mean" else per_sample
+            return (per_sample.mean() if reduction == "mean" else per_sample), p1
+
+    def positive_embedding(self, model: SSLModel, v: torch.Tensor) -> torch.Tensor:
+        """The embedding a view is aligned *to* in the loss: SimCLR the online projection (with
+        gradient); MoCo the key encoder's projection, BYOL the target's (no gradient)."""
+        with self.engine.autocast():
+            if self.framework == "simclr":
+                return model.online(v)
+            with torch.no_grad():
+                return model.target(v)
 
 
 def adam(model: SSLModel, lr: float, weight_decay: float) -> torch.optim.Adam:
