@@ -11,6 +11,12 @@
 #                               $OUT/records-<profile>-<scenarios>-s<seeds>.tar.gz; unpack
 #                               here with `tar -xzf FILE` from the repository root
 #                               (records resume: a later chunk skips finished cells)
+#   scripts/gpu-run.sh scale PROFILE KS WINDOW
+#                               issue 13: cells per hour with K cells sharing the GPU, for
+#                               each K in KS (e.g. 1,2,4): Original and Retrain are trained
+#                               once first, then each K runs the profile's grid for WINDOW
+#                               seconds into its own folder; the cells finished in the
+#                               window give cells/hour -> $OUT/scale.md
 #
 # Run from the repository root on the GPU host, after ../shared/tools/gpu-prep has put the
 # wheels in .whl/ and the CIFAR-10 archive in .data/ (carry both). Results go to $OUT
@@ -63,6 +69,23 @@ if [[ $part == grid ]]; then
     | tar --null -czf "$pack" --files-from=-
   rm -f "$out/.grid-start"
   echo "packed $(tar -tzf "$pack" | wc -l) new files into $pack"
+fi
+
+if [[ $part == scale ]]; then
+  profile=${2:?scale PROFILE KS WINDOW} ks=${3:?KS, e.g. 1,2,4} window=${4:?WINDOW seconds}
+  echo "== scale: Original and Retrain of $profile into the shared cache"
+  python3 -m bench run --profile "$profile" --methods Retrain --results /tmp/scale-warm --no-progress || exit 1
+  {
+    echo "| cells per GPU | window (s) | cells finished | cells / hour |"
+    echo "|---:|---:|---:|---:|"
+  } > "$out/scale.md"
+  for k in ${ks//,/ }; do
+    echo "== scale: $k cells per GPU for ${window}s"
+    timeout -s INT -k 30 "$window" python3 -m bench run --profile "$profile" --cells-per-gpu "$k" \
+      --results "/tmp/scale-$k" --no-progress
+    done_cells=$(grep -l '"status": "ok"' /tmp/scale-"$k"/records/*.json 2>/dev/null | grep -v -c -E '/(Original|Retrain)__')
+    echo "| $k | $window | $done_cells | $(( done_cells * 3600 / window )) |" | tee -a "$out/scale.md"
+  done
 fi
 
 exit $status
