@@ -79,9 +79,10 @@ def _spec(root, cache, method: str, device: str, scenario: str = "random10", see
 def _methods() -> list[str]:
     from bench.method import METHODS
     from bench.plugins import load_all_methods
+    from bench.tasks import CLASSIFY
 
     load_all_methods()
-    return list(METHODS)
+    return [name for name in METHODS if METHODS.get(name).supports_task(CLASSIFY)]  # the classifier cell below
 
 
 # ---------------------------------------------------------------------------- every method, CUDA vs CPU

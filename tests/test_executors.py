@@ -69,11 +69,18 @@ def _records(store: RecordStore) -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def one_process(tmp_path_factory):
-    """The tiny grid run the plain way: one process, its own checkpoint cache."""
+    """The tiny grid run the plain way: one process, its own checkpoint cache. A fresh interpreter,
+    like the pool's workers: what earlier tests left in this process (seen once in a full run, not
+    reproduced alone) must not make the reference differ."""
     tmp = tmp_path_factory.mktemp("one-process")
+    code = (f"import sys; sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'tests')!r}]\n"
+            "from pathlib import Path\n"
+            "from test_executors import _cells, InProcessExecutor, RecordStore, SILENT, run_grid\n"
+            f"tmp = Path({str(tmp)!r})\n"
+            "s = run_grid(_cells(tmp / 'cache'), RecordStore(tmp / 'results'), InProcessExecutor(SILENT), SILENT)\n"
+            "assert s.failed == [] and s.ran == 6, s\n")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     store = RecordStore(tmp / "results")
-    summary = run_grid(_cells(tmp / "cache"), store, InProcessExecutor(SILENT), SILENT)
-    assert summary.failed == [] and summary.ran == 6
     return _records(store), store
 
 
@@ -126,6 +133,20 @@ def test_ray_on_two_cpus_gives_the_one_process_records(tmp_path, one_process):
 def test_a_cpu_only_machine_defaults_to_one_worker_in_this_process():
     executor = make_executor("local", SILENT, device="cpu")
     assert type(executor.backend).__name__ == "InProcessBackend"
+
+
+@pytest.mark.parametrize("threads, workers", [(1, 4), (2, 2), (3, 1), (4, 1), (8, 1)])
+def test_a_profile_fixing_threads_per_cell_fills_the_cores_with_workers_of_that_many(monkeypatch, threads, workers):
+    """Every worker runs a cell with the profile's threads, so any worker count gives the same numbers."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
+    executor = make_executor("local", SILENT, device="cpu", threads=threads)
+    assert executor.threads == threads
+    if workers == 1:
+        assert type(executor.backend).__name__ == "InProcessBackend"
+    else:
+        assert isinstance(executor.backend, LocalPoolBackend) and executor.backend.slots == workers
+    explicit = make_executor("local", SILENT, device="cpu", threads=threads, workers=2)  # asked: cores / workers each
+    assert isinstance(explicit.backend, LocalPoolBackend) and explicit.threads == 2
 
 
 # --------------------------------------------------------------------------- faults

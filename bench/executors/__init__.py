@@ -17,7 +17,8 @@ EXECUTORS = ("local", "ray")
 def make_executor(kind: str, progress: Progress, *, device: str, workers: int | None = None,
                   cells_per_gpu: int | None = None, address: str | None = None, threads: int | None = None,
                   pin_threads: bool = False):
-    """The executor for `bench run`'s flags. `threads`: the profile's CPU threads for one process.
+    """The executor for `bench run`'s flags. `threads`: the profile's CPU threads per cell; on a
+    CPU-only machine without `workers`, the pool fills the cores with workers of that many threads.
     `pin_threads` (a profile with portable numerics): every CPU worker keeps `threads`, because
     the thread count changes reduction order and so the last bits, which a chaotic schedule (RL
     at a high lr) amplifies into different metrics; workers may then oversubscribe the cores."""
@@ -42,7 +43,7 @@ def make_executor(kind: str, progress: Progress, *, device: str, workers: int | 
         raise ConfigError("--address joins a Ray cluster; use it with --executor ray")
     from bench.executors.local_pool import LocalPoolBackend, default_layout
 
-    n, per_worker, placement = default_layout(device, workers, cells_per_gpu)
+    n, per_worker, placement = default_layout(device, workers, cells_per_gpu, cell_threads=threads)
     if pin_threads and threads and all(p is None for p in placement):
         per_worker = threads
     if n == 1 and placement[0] is None:

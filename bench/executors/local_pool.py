@@ -18,13 +18,22 @@ from bench.executors.dag import Job
 DEFAULT_CELLS_PER_GPU = 2  # provisional until issue 9's H100 measurement of 1, 2, 4 cells per GPU
 
 
-def default_layout(device: str, workers: int | None, cells_per_gpu: int | None) -> tuple[int, int, list[int | None]]:
-    """(workers, threads per worker, the GPU of each worker or None) for this machine."""
+def default_layout(device: str, workers: int | None, cells_per_gpu: int | None,
+                   cell_threads: int | None = None) -> tuple[int, int, list[int | None]]:
+    """(workers, threads per worker, the GPU of each worker or None) for this machine.
+
+    CPU only, `workers` not given and the profile fixing each cell's threads (`cell_threads`):
+    as many workers as that fills the cores, each with exactly those threads, so the numbers
+    are the same at any worker count (the thread count changes reduction order, and so the
+    last bits that a chaotic schedule amplifies)."""
     import torch
 
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     gpus = torch.cuda.device_count() if device != "cpu" and torch.cuda.is_available() else 0
     k = cells_per_gpu or DEFAULT_CELLS_PER_GPU
+    if workers is None and not gpus and cell_threads:
+        workers = max(1, cpus // cell_threads)
+        return workers, cell_threads, [None] * workers
     if workers is None:
         workers = gpus * k if gpus else 1  # CPU only: one worker using every core, unless asked
     placement = [i // k % gpus if gpus else None for i in range(workers)]
