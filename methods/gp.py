@@ -70,7 +70,7 @@ def output_gradient_penalty(ctx: UnlearnContext, x: torch.Tensor, target: float 
     if penalty_bn not in ("frozen", "batch"):
         raise ValueError(f"unknown penalty_bn {penalty_bn!r}; use one of {', '.join(PENALTY_BN)}")
     x = x.requires_grad_(True)
-    with batchnorm_frozen(ctx.model) if penalty_bn == "frozen" else contextlib.nullcontext():
+    with batchnorm_mode(ctx.model, penalty_bn):
         logits = ctx.logits(x)
     grad = ctx.input_gradient(logits.sum(), x, output_in_loss=logits_in_loss)
     return (logits if logits_in_loss else None), reduce(grad)
@@ -97,18 +97,11 @@ def per_sample_input_gradient(ctx: UnlearnContext, x: torch.Tensor) -> torch.Ten
 
 @contextlib.contextmanager
 def batchnorm_mode(model: torch.nn.Module, mode: str):
-    """"frozen": BatchNorm uses its running statistics (eval mode), so each sample's output depends
-    on that sample alone and grad_x sum_batch D(x) is exactly the per-sample gradient; "batch":
-    as the model is (train mode), where the batch statistics couple the samples."""
-    if mode == "batch":
+    """"frozen": BatchNorm uses its running statistics (`batchnorm_frozen`), so each sample's
+    output depends on that sample alone and grad_x sum_batch D(x) is exactly the per-sample
+    gradient; "batch": as the model is (train mode), where the batch statistics couple the samples."""
+    with batchnorm_frozen(model) if mode == "frozen" else contextlib.nullcontext():
         yield
-        return
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
 
 
 def encoder_output_penalty(ctx: UnlearnContext, x: torch.Tensor, target: float | None, mode: str) -> torch.Tensor:
