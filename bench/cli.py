@@ -48,10 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bars (one line per cell instead)")
     run.add_argument("--executor", choices=("local", "ray"), default="local",
                      help="local: this machine's worker pool (default); ray: Ray tasks (pip install -e '.[ray]')")
-    run.add_argument("--workers", type=at_least(1, "--workers"), help="parallel workers (default: GPUs x cells-per-gpu, or 1 on a CPU-only machine)")
+    run.add_argument("--workers", type=at_least(1, "--workers"), help="parallel workers (default: GPUs x cells-per-gpu; on a CPU-only machine, "
+                     "as many as the profile's threads per cell fill the cores)")
     run.add_argument("--keep-threads", action="store_true",
-                     help="CPU workers keep the profile's thread count instead of sharing the cores: numbers identical to "
-                          "the one-process run, but oversubscribed (quick grid, 2 workers on 2 cores: 5m47s vs 2m03s)")
+                     help="with --workers on a CPU: each worker keeps the profile's threads per cell instead of "
+                          "cores / workers (the same numbers as any other layout, but the cores may be oversubscribed)")
     run.add_argument("--cells-per-gpu", type=at_least(1, "--cells-per-gpu"), help="cells sharing each GPU (default: 2)")
     run.add_argument("--address", help="--executor ray: join this Ray cluster (default: start a local Ray)")
 
