@@ -20,6 +20,7 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -59,11 +60,9 @@ def _time_steps(engine: Engine, step, steps: int, warmup: int, repeats: int, bat
     return statistics.median(rates)
 
 
-def _engine_and_data(data: ImageData, device: torch.device):
+def _engine(data: ImageData, device: torch.device, cuda_graphs: bool | None = None) -> Engine:
     spec = data.spec
-    engine = Engine(device, spec.mean, spec.std, spec.augment)
-    train, _ = device_sets(data, device)
-    return engine, train, engine.generator(0)
+    return Engine(device, spec.mean, spec.std, spec.augment, cuda_graphs=cuda_graphs)
 
 
 def _fresh_model(engine: Engine, data: ImageData, model_name: str) -> torch.nn.Module:
@@ -71,41 +70,33 @@ def _fresh_model(engine: Engine, data: ImageData, model_name: str) -> torch.nn.M
     return engine.prepare(build_model(model_name, spec.channels, spec.num_classes, spec.image_size, 0)).train()
 
 
-def plain_img_s(data: ImageData, model_name: str, device: torch.device, batch_size: int,
-                steps: int = 30, warmup: int = 5, repeats: int = 3) -> float:
-    """img/s of the plain eager loop: one fixed pre-normalised batch, torch's default SGD."""
-    engine, train, generator = _engine_and_data(data, device)
-    model = _fresh_model(engine, data, model_name)
-    fixed = engine.sample(train, batch_size, generator, augment=False)
-    plain_opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-
-    def plain_step() -> None:
-        with engine.autocast():
-            loss = F.cross_entropy(model(fixed.x), fixed.y)
-        plain_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        plain_opt.step()
-
-    return _time_steps(engine, plain_step, steps, warmup, repeats, len(fixed))
-
-
 STEP_MODES = ("plain", "eager", "captured")
 
 
-def step_img_s(data: ImageData, model_name: str, device: torch.device, batch_size: int, mode: str,
-               steps: int = 30, warmup: int = 5, repeats: int = 3) -> float:
-    """img/s of one training loop: "plain" (one fixed batch, torch's default SGD), "eager" (the
-    engine's batches and fused SGD, step by step) or "captured" (the same, replayed from a CUDA
-    graph; on the CPU it runs eagerly)."""
-    if mode == "plain":
-        return plain_img_s(data, model_name, device, batch_size, steps, warmup, repeats)
+def training_step(data: ImageData, model_name: str, device: torch.device, batch_size: int,
+                  mode: str) -> tuple[Engine, Callable[[], None], int]:
+    """(engine, one training step of a fresh model, images per step) for one loop: "plain" (one
+    fixed pre-normalised batch, torch's default SGD), "eager" (the engine's fresh permuted,
+    augmented batches from uint8 on the device, fused SGD, step by step) or "captured" (the
+    same, replayed from a CUDA graph; on the CPU it runs eagerly)."""
     if mode not in STEP_MODES:
         raise ValueError(f"unknown mode {mode!r}; use one of {STEP_MODES}")
-    spec = data.spec
-    engine = Engine(device, spec.mean, spec.std, spec.augment, cuda_graphs=mode == "captured")
+    engine = _engine(data, device, cuda_graphs=mode == "captured")
     train, _ = device_sets(data, device)
     generator = engine.generator(0)
     model = _fresh_model(engine, data, model_name)
+    if mode == "plain":
+        fixed = engine.sample(train, batch_size, generator, augment=False)
+        plain_opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+
+        def plain_step() -> None:
+            with engine.autocast():
+                loss = F.cross_entropy(model(fixed.x), fixed.y)
+            plain_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            plain_opt.step()
+
+        return engine, plain_step, len(fixed)
     opt = engine.sgd(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     step = engine.cross_entropy_step(model, opt)
     stream = _endless_batches(engine, train, batch_size, generator)
@@ -114,7 +105,20 @@ def step_img_s(data: ImageData, model_name: str, device: torch.device, batch_siz
         batch = next(stream)
         step(batch.x, batch.y)
 
-    return _time_steps(engine, engine_step, steps, warmup, repeats, min(batch_size, len(train)))
+    return engine, engine_step, min(batch_size, len(train))
+
+
+def step_img_s(data: ImageData, model_name: str, device: torch.device, batch_size: int, mode: str,
+               steps: int = 30, warmup: int = 5, repeats: int = 3) -> float:
+    """img/s of one training loop (`training_step`'s modes)."""
+    engine, one_step, images = training_step(data, model_name, device, batch_size, mode)
+    return _time_steps(engine, one_step, steps, warmup, repeats, images)
+
+
+def plain_img_s(data: ImageData, model_name: str, device: torch.device, batch_size: int,
+                steps: int = 30, warmup: int = 5, repeats: int = 3) -> float:
+    """img/s of the plain eager loop: one fixed pre-normalised batch, torch's default SGD."""
+    return step_img_s(data, model_name, device, batch_size, "plain", steps, warmup, repeats)
 
 
 def measure(data: ImageData, model_name: str, device: torch.device, batch_size: int,
@@ -123,8 +127,7 @@ def measure(data: ImageData, model_name: str, device: torch.device, batch_size: 
     eager = step_img_s(data, model_name, device, batch_size, "eager", steps, warmup, repeats)
     captured = (step_img_s(data, model_name, device, batch_size, "captured", steps, warmup, repeats)
                 if device.type == "cuda" else None)
-    return PerfResult(model_name, data.spec.name, Engine(device, data.spec.mean, data.spec.std, data.spec.augment)
-                      .device_name(), batch_size, plain, eager, captured)
+    return PerfResult(model_name, data.spec.name, _engine(data, device).device_name(), batch_size, plain, eager, captured)
 
 
 def _endless_batches(engine: Engine, data, batch_size: int, generator):

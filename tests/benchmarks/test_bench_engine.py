@@ -12,47 +12,24 @@ from __future__ import annotations
 import time
 
 import pytest
-import torch
 
 from bench.engine import Engine
-from bench.perf import STEP_MODES, _endless_batches, _fresh_model
+from bench.perf import STEP_MODES, _fresh_model, training_step
 from bench.reference import device_sets
 
 EPOCH_SAMPLES = 45_000  # CIFAR-10's retain set at 10% random forgetting
 
 
 def _loop(perf_setting, perf_data, batch_size: int, mode: str):
-    """(engine, run(n): n training steps of `mode`, device-synchronised)."""
-    device = perf_setting.device
-    spec = perf_data.spec
-    engine = Engine(device, spec.mean, spec.std, spec.augment, cuda_graphs=mode == "captured")
-    train, _ = device_sets(perf_data, device)
-    model = _fresh_model(engine, perf_data, perf_setting.model)
-    if mode == "plain":
-        fixed = engine.sample(train, batch_size, engine.generator(0), augment=False)
-        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-
-        def one() -> None:
-            with engine.autocast():
-                loss = torch.nn.functional.cross_entropy(model(fixed.x), fixed.y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-    else:
-        opt = engine.sgd(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-        step = engine.cross_entropy_step(model, opt)
-        stream = _endless_batches(engine, train, batch_size, engine.generator(0))
-
-        def one() -> None:
-            batch = next(stream)
-            step(batch.x, batch.y)
+    """(engine, run(n): n training steps of `mode`, device-synchronised, images per step)."""
+    engine, one_step, images = training_step(perf_data, perf_setting.model, perf_setting.device, batch_size, mode)
 
     def run(n: int) -> None:
         for _ in range(n):
-            one()
+            one_step()
         engine.synchronize()
 
-    return engine, run, min(batch_size, len(train))
+    return engine, run, images
 
 
 @pytest.mark.parametrize("batch_size", [256, 512])
