@@ -247,21 +247,34 @@ class Engine:
         step = self.cross_entropy_step(model, opt, counter)
         sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=recipe.milestone_epochs(), gamma=recipe.gamma)
         model.train()
+
+        def one_epoch() -> Iterator[torch.Tensor]:
+            for batch in self.batches(data, recipe.batch_size, generator):
+                yield step(batch.x, batch.y)
+            sched.step()
+
+        stats = self.train_epochs(recipe.epochs, one_epoch, progress=progress, desc=desc)
+        return {**stats, "step": step.stats.as_dict()}
+
+    def train_epochs(self, epochs: int, one_epoch: Callable[[], Iterator[torch.Tensor]], *,
+                     progress: Progress = SILENT, desc: str = "train") -> dict:
+        """The epoch loop every from-scratch training shares (classifier, encoder, image-text):
+        `one_epoch()` runs one pass and yields each step's detached loss. The epoch's mean loss
+        is read once per epoch (one host sync) for the progress bar and the divergence check.
+        Returns the wall-clock seconds, the last epoch's mean loss and the device."""
         self.synchronize()
         start = time.perf_counter()
         last_loss = float("nan")
-        bar = progress.epochs(range(recipe.epochs), desc=desc, total=recipe.epochs)
+        bar = progress.epochs(range(epochs), desc=desc, total=epochs)
         for epoch in bar:
             loss_sum = torch.zeros((), device=self.device)
             steps = 0
-            for batch in self.batches(data, recipe.batch_size, generator):
-                loss_sum += step(batch.x, batch.y)
+            for loss in one_epoch():
+                loss_sum += loss
                 steps += 1
-            sched.step()
-            last_loss = (loss_sum / max(steps, 1)).item()  # one sync per epoch, for the divergence check
+            last_loss = (loss_sum / max(steps, 1)).item()
             if not math.isfinite(last_loss):
                 raise CellFailure(f"{desc} diverged: mean loss is {last_loss} at epoch {epoch + 1}")
             bar.set_postfix(loss=f"{last_loss:.3f}")
         self.synchronize()
-        return {"seconds": time.perf_counter() - start, "final_loss": last_loss, "device": self.device_name(),
-                "step": step.stats.as_dict()}
+        return {"seconds": time.perf_counter() - start, "final_loss": last_loss, "device": self.device_name()}

@@ -88,3 +88,18 @@ def test_training_learns_real_digits_and_is_deterministic():
     assert engine.accuracy(models[0], test) > 80.0  # chance is 10%
     for a, b in zip(models[0].state_dict().values(), models[1].state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_the_epoch_loop_reports_the_last_mean_loss_and_names_the_epoch_that_diverged():
+    import pytest
+
+    from bench.errors import CellFailure
+
+    engine = Engine("cpu", (0.5,), (0.5,), Augment(crop_pad=0, flip=False))
+    losses = iter([[1.0, 3.0], [2.0, 6.0]])
+    stats = engine.train_epochs(2, lambda: (torch.tensor(v) for v in next(losses)), desc="pretrain")
+    assert stats["final_loss"] == 4.0 and stats["device"] == engine.device_name() and stats["seconds"] >= 0
+
+    losses = iter([[1.0], [float("nan"), 1.0], [1.0]])
+    with pytest.raises(CellFailure, match=r"^pretrain diverged: mean loss is nan at epoch 2$"):
+        engine.train_epochs(3, lambda: (torch.tensor(v) for v in next(losses)), desc="pretrain")

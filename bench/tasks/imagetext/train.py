@@ -11,12 +11,10 @@ device, batched crop/flip); one caption per image drawn on the device.
 from __future__ import annotations
 
 import math
-import time
 
 import torch
 
 from bench.engine import Engine, TrainRecipe
-from bench.errors import CellFailure
 from bench.data.device_data import DeviceData
 from bench.progress import SILENT, Progress
 from bench.tasks.imagetext.captions import CaptionBank
@@ -66,12 +64,8 @@ def train_contrastive(engine: Engine, model: ImageTextModel, data: DeviceData, b
     opt = adamw(model.parameters(), recipe.lr, recipe.weight_decay, recipe.momentum)
     sched = warmup_cosine(opt, steps, int(round(warmup_fraction * steps)))
     model.train()
-    engine.synchronize()
-    start = time.perf_counter()
-    last_loss = float("nan")
-    bar = progress.epochs(range(recipe.epochs), desc=desc, total=recipe.epochs)
-    for epoch in bar:
-        loss_sum, count = torch.zeros((), device=engine.device), 0
+
+    def one_epoch():
         for batch in engine.batches(data, recipe.batch_size, generator, drop_last=drop_last):
             tokens, ids = bank.sample(batch.y, generator, generic_fraction)
             loss = pair_loss(engine, model, batch.x, tokens, ids)
@@ -79,11 +73,6 @@ def train_contrastive(engine: Engine, model: ImageTextModel, data: DeviceData, b
             loss.backward()
             opt.step()
             sched.step()
-            loss_sum += loss.detach()
-            count += 1
-        last_loss = (loss_sum / max(count, 1)).item()  # one sync per epoch, for the divergence check
-        if not math.isfinite(last_loss):
-            raise CellFailure(f"{desc} diverged: mean loss is {last_loss} at epoch {epoch + 1}")
-        bar.set_postfix(loss=f"{last_loss:.3f}")
-    engine.synchronize()
-    return {"seconds": time.perf_counter() - start, "final_loss": last_loss, "device": engine.device_name()}
+            yield loss.detach()
+
+    return engine.train_epochs(recipe.epochs, one_epoch, progress=progress, desc=desc)

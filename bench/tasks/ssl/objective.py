@@ -8,8 +8,6 @@ BYOL 2N trained + 2N forward through the target. SampleCounter sees each of them
 
 from __future__ import annotations
 
-import math
-import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -115,23 +113,13 @@ def train_ssl(engine: Engine, model: SSLModel, objective: Objective, data: Devic
     opt = adam(model, tp["lr"], tp["weight_decay"])
     bs = train_batch_size(len(data), tp["batch_size"])
     model.train()
-    engine.synchronize()
-    start = time.perf_counter()
-    last = float("nan")
-    bar = progress.epochs(range(tp["epochs"]), desc=desc, total=tp["epochs"])
-    for epoch in bar:
-        total = torch.zeros((), device=engine.device)
-        steps = 0
+
+    def one_epoch():
         for batch in engine.batches(data, bs, generator, augment=False, drop_last=True):
             loss = objective.loss(model, batch.raw, generator)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += loss.detach()
-            steps += 1
-        last = (total / max(steps, 1)).item()  # one sync per epoch, for the divergence check
-        if not math.isfinite(last):
-            raise CellFailure(f"{desc} diverged: mean loss is {last} at epoch {epoch + 1}")
-        bar.set_postfix(loss=f"{last:.3f}")
-    engine.synchronize()
-    return {"seconds": time.perf_counter() - start, "final_loss": last, "device": engine.device_name()}
+            yield loss.detach()
+
+    return engine.train_epochs(tp["epochs"], one_epoch, progress=progress, desc=desc)
