@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from bench.hparams import hp, log
 from bench.method import register_method
-from methods._imagetext import contrastive_step
+from methods import _imagetext as it
 
 
 @register_method("AC-IT", scenarios=("class",), tasks=("imagetext",), smoke={"epochs": 1})
@@ -28,23 +28,22 @@ class AlignmentCalibrationImageText:
     MERU's own loss (-d logits + entailment) as the contrastive part.
     """
 
-    epochs: int = hp(5, low=1, doc="passes over D_r")
-    lr: float = hp(1e-4, low=0.0, search=log(1e-5, 1e-3), main=True, doc="AdamW peak lr (cosine to 0)")
-    weight_decay: float = hp(0.1, low=0.0)
-    batch_size: int = hp(256, low=2, doc="retain pairs per step")
+    epochs: int = it.epochs()
+    lr: float = it.lr()
+    weight_decay: float = it.weight_decay()
+    batch_size: int = it.batch_size()
     forget_batch_size: int = hp(64, low=0, doc="forget images (relabelled) per step")
     cos_weight: float = hp(1.0, low=0.0, search=log(0.1, 10.0), doc="weight of the cosine term")
     cos_form: str = hp("mean", choices=("mean", "hinge"), doc="mean cosine, or mean of max(0, cosine)")
-    freeze_geometry: bool = hp(True, doc="keep logit scale (and curvature) at the Original's")
+    freeze_geometry: bool = it.freeze_geometry()
 
     def run(self, ctx) -> None:
         if self.freeze_geometry:
             ctx.freeze_geometry()
-        opt = ctx.adamw(self.lr, self.weight_decay)
-        sched = ctx.warmup_cosine(opt, self.epochs * ctx.steps_per_epoch(ctx.retain, self.batch_size))
+        opt, sched = it.adamw_cosine(ctx, self)
         for _ in ctx.epochs(self.epochs):
             for batch in ctx.batches(ctx.retain, self.batch_size):
-                step = contrastive_step(ctx, batch, self.forget_batch_size)
+                step = it.contrastive_step(ctx, batch, self.forget_batch_size)
                 loss = step.loss
                 if step.forget_images is not None and self.cos_weight > 0:
                     concept = ctx.concept_embeddings()[ctx.concept_of(step.forget_labels)]

@@ -9,7 +9,7 @@ import torch
 from bench.hparams import hp, log
 from bench.method import register_method
 from bench.tasks.imagetext import lorentz
-from methods._imagetext import contrastive_step
+from methods import _imagetext as it
 
 
 @register_method("HAC", scenarios=("class",), tasks=("imagetext",), smoke={"epochs": 1})
@@ -30,10 +30,10 @@ class HyperbolicAlignmentCalibration:
 
     models = ("meru",)
 
-    epochs: int = hp(5, low=1, doc="passes over D_r")
-    lr: float = hp(1e-4, low=0.0, search=log(1e-5, 1e-3), main=True, doc="AdamW peak lr (cosine to 0)")
-    weight_decay: float = hp(0.1, low=0.0)
-    batch_size: int = hp(256, low=2, doc="retain pairs per step")
+    epochs: int = it.epochs()
+    lr: float = it.lr()
+    weight_decay: float = it.weight_decay()
+    batch_size: int = it.batch_size()
     forget_batch_size: int = hp(64, low=1, doc="forget images (relabelled) per step")
     dist_weight: float = hp(1.0, low=0.0, search=log(0.1, 10.0), doc="weight of the distance term")
     dist_form: str = hp("hinge", choices=("hinge", "negative"), doc="max(0, margin - d) or -d")
@@ -47,11 +47,10 @@ class HyperbolicAlignmentCalibration:
         ctx.freeze_geometry()  # the paper: curvature and scale stay fixed while unlearning
         original = ctx.original
         c = ctx.model.curvature().detach()
-        opt = ctx.adamw(self.lr, self.weight_decay)
-        sched = ctx.warmup_cosine(opt, self.epochs * ctx.steps_per_epoch(ctx.retain, self.batch_size))
+        opt, sched = it.adamw_cosine(ctx, self)
         for _ in ctx.epochs(self.epochs):
             for batch in ctx.batches(ctx.retain, self.batch_size):
-                step = contrastive_step(ctx, batch, self.forget_batch_size)
+                step = it.contrastive_step(ctx, batch, self.forget_batch_size)
                 x = step.forget_images
                 concept = ctx.concept_embeddings()[ctx.concept_of(step.forget_labels)]
                 with torch.no_grad():
