@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 
 from bench import sgd_fields as sgd
-from bench.hparams import hp
 from bench.method import UnlearnContext, register_method
 
 

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib
 import os
 import platform
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import torch
 

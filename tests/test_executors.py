@@ -23,7 +23,7 @@ from bench.executors import make_executor
 from bench.executors.dag import build_dag
 from bench.executors.local_pool import LocalPoolBackend
 from bench.executors.scheduler import DagExecutor
-from bench.grid import InProcessExecutor, plan, run_grid
+from bench.grid import InProcessExecutor, plan, run_grid  # noqa: F401  (InProcessExecutor: the reference subprocess imports it from here)
 from bench.method import METHODS, resolve_methods
 from bench.progress import SILENT
 from bench.records import RecordStore

@@ -16,7 +16,7 @@ from bench.grid import InProcessExecutor, method_params, plan
 from bench.hparams import Choice, FloatRange, IntRange, build_params
 from bench.method import METHODS
 from bench.plugins import load_all_methods
-from bench.progress import SILENT, Progress
+from bench.progress import SILENT
 from bench.tune import study as st
 from bench.tune import tuned
 from bench.tune.holdout import Holdout

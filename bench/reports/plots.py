@@ -21,7 +21,6 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from bench.names import GAP_METRICS  # noqa: E402
 from bench.reports.frame import GROUP, frame_metrics, method_order  # noqa: E402
 from bench.reports.stats import bootstrap_interval  # noqa: E402
 

@@ -27,7 +27,7 @@ from bench.tasks import TASKS
 from bench.tasks.ssl import SSL
 from bench.tasks.ssl.audit import AuditConfig, AuditSets, audit
 from bench.tasks.ssl.context import SSLContext
-from bench.tasks.ssl.models import SSLModel, build_ssl_model
+from bench.tasks.ssl.models import build_ssl_model
 from bench.tasks.ssl.objective import Objective
 from bench.tasks.ssl.reference import EncoderReferences
 from bench.tasks.ssl.setting import draw_setting
