@@ -81,14 +81,14 @@ def plan(
     audited = {parse_scenario(s, spec.num_classes, profile.forget_class).name
                for s in (profile.audit.scenarios or [p.name for p in parsed])}
     cells, notes = [], []
+    other_task = [m.name for m in methods if not m.supports_task(profile.task)]
+    if other_task:
+        notes.append(f"not for the {profile.task} task, skipped: {', '.join(other_task)}")
+    methods = [m for m in methods if m.supports_task(profile.task)]
     for seed in seeds or profile.seeds:
         for scenario, model in ((s, name) for s in parsed for name in models):
             for replica in range(k if k >= 2 and scenario.name in audited else 1):
                 for m in methods:
-                    if not m.supports_task(profile.task):
-                        if not replica:
-                            notes.append(f"{m.name} does not support the {profile.task} task; skipped")
-                        continue
                     if scenario.kind not in m.scenarios:
                         if not replica:
                             notes.append(f"{m.name} does not support {scenario.kind} forgetting; {scenario.name} skipped for it")
@@ -109,7 +109,8 @@ def plan(
                         )
                     )
     if not cells:
-        raise ConfigError("nothing to run: no method supports the chosen scenarios")
+        raise ConfigError(f"nothing to run: no chosen method supports the {profile.task} task with the chosen scenarios "
+                          "and models (`bench list` shows what each method supports)")
     return cells, sorted(set(notes))
 
 

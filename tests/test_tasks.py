@@ -63,7 +63,7 @@ def test_plan_keeps_only_methods_of_the_task_and_cells_dispatch_to_it(toy_task, 
     profile = _profile(task="toy", task_params={"members": 3})
     cells, notes = plan(profile, resolve_methods(["Retrain", "Original", "FT"]), data_root=tmp_path, cache_dir=tmp_path)
     assert [c.method for c in cells] == ["Retrain", "Original"]  # they declare every task; FT only classify
-    assert notes == ["FT does not support the toy task; skipped"]
+    assert notes == ["not for the toy task, skipped: FT"]
     record = execute_cell(cells[1])
     assert record["status"] == "ok" and record["task"] == "toy" and record["gap_metrics"] == ["score"]
     assert record["metrics"]["score"] == 3.0
