@@ -43,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seeds", type=seeds, help="e.g. 0,1,2 (default: the profile's)")
     run.add_argument("--results", help="results folder (default: results/local/<profile>, git-ignored)")
     run.add_argument("--force", action="store_true", help="redo cells that already have a finished record")
+    run.add_argument("--keep-older-code", action="store_true",
+                     help="count a finished record made by other code (same settings otherwise) as done: resuming a "
+                          "grid across code changes, e.g. GPU chunks run weeks apart; tables flag rows that mix code "
+                          "versions")
     run.add_argument("--replicas", type=at_least(1, "--replicas"), metavar="K",
                      help="audit replicas: K Retrain seeds and K method seeds per scenario (default: the profile's [audit])")
     run.add_argument("--no-progress", action="store_true", help="no progress bars (one line per cell instead)")
@@ -151,7 +155,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     progress = Progress(enabled=False if args.no_progress else None)
     for note in setup.notes:
         progress.write(f"note: {note}")
-    store = RecordStore(results_dir)
+    store = RecordStore(results_dir, keep_older_code=args.keep_older_code)
     progress.write(f"profile {setup.profile.name}: {len(cells)} cells -> {results_dir}")
     executor = make_executor(args.executor, progress, device=cells[0].device, workers=args.workers,
                              cells_per_gpu=args.cells_per_gpu, address=args.address, threads=setup.profile.threads,

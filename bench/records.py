@@ -3,6 +3,10 @@
 Layout: <results>/records/<cell_id>.json. A cell counts as done when its record
 has status "ok", the current schema and the same configuration hash as the
 cell about to run; anything else (missing, failed, stale, unreadable) is run.
+With `keep_older_code`, a finished record whose configuration differs only in the code
+fingerprint also counts as done (a grid resumed across code changes, e.g. GPU chunks weeks
+apart); the record keeps its own fingerprint and commit, and the tables flag rows whose
+seeds were made by more than one code version.
 """
 
 from __future__ import annotations
@@ -43,9 +47,10 @@ def jsonable(value: Any) -> Any:
 
 
 class RecordStore:
-    def __init__(self, results_dir: Path):
+    def __init__(self, results_dir: Path, keep_older_code: bool = False):
         self.root = Path(results_dir)
         self.records_dir = self.root / "records"
+        self.keep_older_code = keep_older_code
 
     def path(self, cell_id: str) -> Path:
         return self.records_dir / f"{cell_id}.json"
@@ -68,7 +73,8 @@ class RecordStore:
             record is not None
             and record.get("status") == "ok"
             and record.get("schema") == SCHEMA_VERSION
-            and record.get("config_hash") == spec.config_hash
+            and (record.get("config_hash") == spec.config_hash
+                 or (self.keep_older_code and _without_code(record.get("config")) == _without_code(spec.identity())))
             and ("outputs" not in record or (self.records_dir / record["outputs"]["file"]).is_file())
         )
 
@@ -93,3 +99,10 @@ class RecordStore:
                 yield json.loads(path.read_text())
             except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
                 log.warning("skipping unreadable record %s (%s)", path, exc)
+
+
+def _without_code(identity: Any) -> Any:
+    """A cell's identity (as the record stores it, JSON types) without its code fingerprint."""
+    if not isinstance(identity, dict):
+        return None
+    return jsonable({k: v for k, v in identity.items() if k != "code"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -75,6 +76,25 @@ def test_a_changed_configuration_is_not_skipped(tmp_path, cache_dir):
     assert summary.ran == 2  # the two FT cells, whose hyperparameters changed
     record = json.loads(next(store.records_dir.glob("FT__*.json")).read_text())
     assert record["params"]["epochs"] == 2
+
+
+def test_a_record_of_other_code_is_rerun_unless_older_code_is_kept(tmp_path, cache_dir):
+    from bench.cell import record_envelope
+
+    cells = _cells(cache_dir)
+    ft = next(c for c in cells if c.method == "FT" and c.scenario == "random10")
+    store = RecordStore(tmp_path / "results")
+    old = record_envelope(ft)
+    old["config"]["code"], old["config_hash"] = "0123456789abcdef", "older"  # made by other code
+    store.write({**old, "status": "ok"})
+    assert not store.is_done(ft)
+    keep = RecordStore(tmp_path / "results", keep_older_code=True)
+    assert keep.is_done(ft)
+    other = dataclasses.replace(ft, params={**ft.params, "epochs": 2})  # other settings: never kept
+    assert not keep.is_done(other) and not keep.is_done(dataclasses.replace(ft, seed=1))
+    summary = run_grid(cells, keep, InProcessExecutor(SILENT), SILENT)
+    assert summary.skipped == 1 and summary.ran == len(cells) - 1
+    assert store.read(ft.cell_id)["config_hash"] == "older"  # kept as it was
 
 
 def test_a_failed_write_leaves_the_old_record_and_no_temp_file(tmp_path, monkeypatch):

@@ -71,6 +71,12 @@ def test_tables_say_when_a_nonmember_pool_was_held_out_and_when_code_versions_ar
     md = render_markdown(summary_table(records_frame(records)))
     assert "test-half: 5000 test images held out (index hash abcd1234)" in md
     assert "different code versions are mixed in: Even" in md
+    assert "commits" not in md  # one commit: nothing to say
+    for r in records:
+        r["code"]["commit"] = "aaaaaaa1111" if r["cell"]["method"] == "Retrain" else "bbbbbbb2222"
+    records[5]["code"]["commit"] = "ccccccc3333"  # seed 1 of Biased from a later chunk
+    md = render_markdown(summary_table(records_frame(records)))
+    assert "_Records of 3 commits: aaaaaaa: Retrain; bbbbbbb: Biased, Even; ccccccc: Biased._" in md
 
 
 def test_published_csv_is_read_with_its_marks_and_comments():

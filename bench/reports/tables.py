@@ -60,6 +60,7 @@ def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
         row["seed_list"] = ",".join(str(s) for s in sorted(part["seed"]))
         row["devices"] = "; ".join(sorted(set(part["device"])))
         row["code_versions"] = part["code_fingerprint"].nunique()
+        row["commits"] = "; ".join(sorted({str(c)[:7] for c in part["commit"]}))
         row["nonmember_pool"] = "; ".join(sorted({p for p in part["nonmember_pool"] if p}))
         rows.append(row)
     out = pd.DataFrame(rows)
@@ -185,6 +186,13 @@ def block_notes(block: pd.DataFrame) -> list[str]:
     if mixed:
         notes.append("Records made by different code versions are mixed in: " + ", ".join(mixed)
                      + " (rerun them with the current code).")
+    by_commit: dict[str, list[str]] = {}
+    for method, commits in zip(block["method"], block.get("commits", [])):
+        for commit in commits.split("; "):
+            by_commit.setdefault(commit, []).append(method)
+    if len(by_commit) > 1:  # a grid resumed across commits (e.g. GPU chunks run weeks apart)
+        notes.append(f"Records of {len(by_commit)} commits: "
+                     + "; ".join(f"{c}: {', '.join(ms)}" for c, ms in sorted(by_commit.items())) + ".")
     return notes
 
 
