@@ -169,8 +169,9 @@ class MethodPerf:
         return self.seconds / self.predicted_seconds if self.predicted_seconds > 0 else float("nan")
 
 
-def measure_methods(specs, flop_rate: float) -> list[MethodPerf]:
-    """Run each cell's procedure once (no evaluation) and compare its time with its FLOPs."""
+def measure_methods(specs, flop_rate: float, report: Callable[[MethodPerf], None] | None = None) -> list[MethodPerf]:
+    """Run each cell's procedure once (no evaluation) and compare its time with its FLOPs;
+    `report` sees each method's result as soon as it is measured (a log kept if time runs out)."""
     from bench.cell import prepare_cell
 
     results = []
@@ -187,6 +188,8 @@ def measure_methods(specs, flop_rate: float) -> list[MethodPerf]:
         flops = cell.cost_model.flops(cell.counter.counts)
         results.append(MethodPerf(spec.method, spec.scenario, engine.device_name(), flops / 1e15, seconds,
                                   flops / flop_rate, engine.peak_memory_mb()))
+        if report is not None:
+            report(results[-1])
     return results
 
 
@@ -195,9 +198,12 @@ def render_methods(results: list[MethodPerf], flop_rate: float, limit: float = 1
              f"(counted FLOPs at that rate), flagged above {limit}x",
              "| method | scenario | device | PFLOPs | seconds | predicted s | slowdown | peak MiB |",
              "|---|---|---|---:|---:|---:|---:|---:|"]
-    for r in results:
-        flag = " (!)" if r.slowdown > limit else ""
-        peak = "-" if r.peak_memory_mb is None else f"{r.peak_memory_mb:,.0f}"
-        lines.append(f"| {r.method} | {r.scenario} | {r.device} | {r.pflops:.3g} | {r.seconds:.3g} | "
-                     f"{r.predicted_seconds:.3g} | {r.slowdown:.2f}{flag} | {peak} |")
+    lines += [method_row(r, limit) for r in results]
     return "\n".join(lines) + "\n"
+
+
+def method_row(r: MethodPerf, limit: float = 1.5) -> str:
+    flag = " (!)" if r.slowdown > limit else ""
+    peak = "-" if r.peak_memory_mb is None else f"{r.peak_memory_mb:,.0f}"
+    return (f"| {r.method} | {r.scenario} | {r.device} | {r.pflops:.3g} | {r.seconds:.3g} | "
+            f"{r.predicted_seconds:.3g} | {r.slowdown:.2f}{flag} | {peak} |")

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Issue 9's GPU checks and measurements, for one device call each (at most 10 minutes):
+# The GPU checks and measurements, for one device call each (at most 10 minutes). Each
+# part stops its own work (SIGINT: what finished is still written) SECONDS after it starts,
+# so give the device call a timeout_s about 40 s longer (install, start-up, packing):
 #
-#   scripts/gpu-run.sh tests    CUDA tests: pytest -m cuda (tests/test_cuda.py)          ~5 min
-#   scripts/gpu-run.sh bench    benchmarks (tests/benchmarks) + `bench perf` tables       ~6 min
-#   scripts/gpu-run.sh all      both (only if one call has the time)
+#   scripts/gpu-run.sh tests [SECONDS]   CUDA tests: pytest -m cuda (tests/test_cuda.py),
+#                               engine checks first, every method's CUDA/CPU twin last (300)
+#   scripts/gpu-run.sh bench [SECONDS]   benchmarks (tests/benchmarks), then `bench perf`'s
+#                               table in the last 60 s (420)
+#   scripts/gpu-run.sh all      both, with their defaults (only if one call has the time)
 #   scripts/gpu-run.sh grid PROFILE SCENARIOS SEEDS [SECONDS]
 #                               one chunk of a GPU grid (issue 10): `bench run` on
 #                               results/<PROFILE>/, stopped after SECONDS (default 500) so
@@ -38,21 +42,27 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader ||
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA device')" || exit 1
 status=0
 
+seconds=300
+[[ $part == tests && $# -ge 2 ]] && seconds=$2
 if [[ $part == tests || $part == all ]]; then
-  echo "== CUDA tests"
-  timeout 540 python3 -m pytest -m cuda tests/test_cuda.py -q -rA -p no:cacheprovider \
+  echo "== CUDA tests, at most ${seconds}s"
+  # SIGINT, not SIGTERM: pytest then stops cleanly and still writes its summary and the XML
+  timeout -s INT -k 20 "$seconds" python3 -m pytest -m cuda tests/test_cuda.py -v -rA --durations=10 -p no:cacheprovider \
     --junitxml="$out/cuda-tests.xml" || status=1
 fi
 
+seconds=420
+[[ $part == bench && $# -ge 2 ]] && seconds=$2
 if [[ $part == bench || $part == all ]]; then
+  started=$SECONDS
   echo "== decode CIFAR-10 once into the tensor cache"
   python3 -c "from bench import paths; from bench.data.catalog import load_dataset; \
 d = load_dataset('cifar10', paths.data_root(None), cache=paths.cache_dir(None), download=False); print(d.source)" || exit 1
   echo "== benchmarks"
-  timeout 420 python3 -m pytest tests/benchmarks/test_bench_engine.py --benchmark-only -q -p no:cacheprovider \
+  timeout -s INT -k 20 $(( seconds - 60 - (SECONDS - started) )) python3 -m pytest tests/benchmarks/test_bench_engine.py --benchmark-only -q -s -p no:cacheprovider \
     --benchmark-json="$out/benchmarks.json" --benchmark-columns=median,iqr,rounds || status=1
   echo "== bench perf"
-  timeout 60 python3 -m bench perf --dataset cifar10 --models resnet18 --batch-sizes 256,512 --device cuda \
+  timeout -s INT -k 10 50 python3 -m bench perf --dataset cifar10 --models resnet18 --batch-sizes 256,512 --device cuda \
     --steps 50 | tee "$out/perf.md" || status=1
 fi
 if [[ $part == grid ]]; then
@@ -63,7 +73,7 @@ if [[ $part == grid ]]; then
   echo "== grid chunk: $profile $scenarios seeds $seeds, at most ${limit}s"
   # SIGINT first: the grid stops between cells and every finished record is already on disk
   timeout -s INT -k 30 "$limit" python3 -m bench run --profile "$profile" --scenarios "$scenarios" --seeds "$seeds" \
-    --results "$results" --no-progress || status=$?
+    --results "$results" --no-progress --keep-older-code || status=$?
   pack="$out/records-$profile-${scenarios//,/_}-s${seeds//,/_}.tar.gz"
   find "$results/records" -maxdepth 1 -type f -newer "$out/.grid-start" -print0 \
     | tar --null -czf "$pack" --files-from=-

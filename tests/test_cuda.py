@@ -85,31 +85,6 @@ def _methods() -> list[str]:
     return [name for name in METHODS if METHODS.get(name).supports_task(CLASSIFY)]  # the classifier cell below
 
 
-# ---------------------------------------------------------------------------- every method, CUDA vs CPU
-
-
-@pytest.mark.parametrize("method", _methods())
-def test_every_method_runs_on_cuda_like_on_the_cpu(tiny_cifar, cache, method):
-    from bench.cell import run_cell
-
-    cuda = run_cell(_spec(tiny_cifar, cache, method, "cuda"))
-    cpu = run_cell(_spec(tiny_cifar, cache, method, "cpu"))
-    for key in ("RA", "UA", "TA", "MIA", "avg_gap"):
-        assert math.isfinite(cuda["metrics"][key]), key
-    assert cuda["split"] == cpu["split"]  # the forget set is drawn on the CPU: identical
-    # a stop rule (CU, HCU) may fire after a different number of passes on another device's
-    # Original: then the counts differ by design; otherwise they are equal
-    if cuda["method_info"].get("passes") == cpu["method_info"].get("passes"):
-        assert cuda["cost"]["samples"] == cpu["cost"]["samples"]
-        assert cuda["cost"]["pflops"] == cpu["cost"]["pflops"]
-    assert cuda["timing"]["peak_memory_mb"] > 0
-    assert cpu["timing"]["peak_memory_mb"] is None
-    step = cuda["timing"]["train_step"]
-    if method in ("FT", "l1-sparse", "RL", "SalUn", "NegGrad+", "GA", "Retrain"):
-        assert step["path"] == "cuda_graph" and step["fallback"] is None, step
-        assert step["replayed_steps"] > 0
-
-
 # ---------------------------------------------------------------------------- the engine's CUDA numerics
 
 
@@ -294,3 +269,29 @@ def test_capture_can_be_turned_off_by_environment(monkeypatch, tiny_cifar, cache
     record = run_cell(_spec(tiny_cifar, cache, "FT", "cuda"))
     assert record["timing"]["train_step"]["path"] == "eager"
     assert record["timing"]["train_step"]["replayed_steps"] == 0
+
+
+# ---------------------------------------------------------------------------- every method, CUDA vs CPU
+# Last in the file: the longest part (each method's CPU twin), so a time limit cuts only these.
+
+
+@pytest.mark.parametrize("method", _methods())
+def test_every_method_runs_on_cuda_like_on_the_cpu(tiny_cifar, cache, method):
+    from bench.cell import run_cell
+
+    cuda = run_cell(_spec(tiny_cifar, cache, method, "cuda"))
+    cpu = run_cell(_spec(tiny_cifar, cache, method, "cpu"))
+    for key in ("RA", "UA", "TA", "MIA", "avg_gap"):
+        assert math.isfinite(cuda["metrics"][key]), key
+    assert cuda["split"] == cpu["split"]  # the forget set is drawn on the CPU: identical
+    # a stop rule (CU, HCU) may fire after a different number of passes on another device's
+    # Original: then the counts differ by design; otherwise they are equal
+    if cuda["method_info"].get("passes") == cpu["method_info"].get("passes"):
+        assert cuda["cost"]["samples"] == cpu["cost"]["samples"]
+        assert cuda["cost"]["pflops"] == cpu["cost"]["pflops"]
+    assert cuda["timing"]["peak_memory_mb"] > 0
+    assert cpu["timing"]["peak_memory_mb"] is None
+    step = cuda["timing"]["train_step"]
+    if method in ("FT", "l1-sparse", "RL", "SalUn", "NegGrad+", "GA", "Retrain"):
+        assert step["path"] == "cuda_graph" and step["fallback"] is None, step
+        assert step["replayed_steps"] > 0

@@ -59,28 +59,6 @@ def test_epoch_seconds(benchmark, perf_setting, perf_data):
                                 seconds_per_45k_epoch=per_step * -(-EPOCH_SAMPLES // n))
 
 
-def test_method_slowdown_and_peak_memory(benchmark, perf_setting, perf_data):
-    """Each method's procedure against its counted FLOPs at the plain step's rate
-    (`bench perf --methods`), with its peak device memory; one round."""
-    from bench import paths, profiles
-    from bench.grid import plan
-    from bench.method import resolve_methods
-    from bench.perf import measure_methods, plain_flop_rate
-
-    profile = profiles.load(perf_setting.profile)
-    cells, _ = plan(profile, resolve_methods(perf_setting.methods), scenarios=["random10"], seeds=[0],
-                    device=perf_setting.device.type, data_root=paths.data_root(None),
-                    cache_dir=paths.cache_dir(None), download=False)
-    cells = [c for c in cells if c.method not in ("Retrain", "Original")]
-    rate = plain_flop_rate(perf_data, cells[0].model, perf_setting.device, profile.train.batch_size,
-                           steps=perf_setting.steps)
-    results = benchmark.pedantic(measure_methods, args=(cells, rate), rounds=1, iterations=1)
-    benchmark.extra_info.update(plain_tflop_s=rate / 1e12, methods={
-        r.method: {"pflops": r.pflops, "seconds": r.seconds, "predicted_seconds": r.predicted_seconds,
-                   "slowdown": r.slowdown, "peak_memory_mb": r.peak_memory_mb, "device": r.device}
-        for r in results})
-
-
 def test_evaluation_seconds(benchmark, perf_setting, perf_data):
     """RA/UA/TA + MIA of one random-10% cell on the full train/test sets (`evaluate`, what a
     cell runs), and the MIA's SVC fit alone on the same confidences (its CPU share)."""
@@ -105,3 +83,28 @@ def test_evaluation_seconds(benchmark, perf_setting, perf_data):
     assert mia == metrics["MIA"]  # the same computation as the cell's
     benchmark.extra_info.update(device=engine.device_name(), retain=len(sets.retain), test=len(sets.test),
                                 forget=len(sets.forget), MIA=metrics["MIA"], mia_fit_seconds=mia_seconds)
+
+
+def test_method_slowdown_and_peak_memory(benchmark, perf_setting, perf_data):
+    """(Last in the file: the longest; a time limit then cuts only this one.) Each method's procedure against its counted FLOPs at the plain step's rate
+    (`bench perf --methods`), with its peak device memory; one round."""
+    from bench import paths, profiles
+    from bench.grid import plan
+    from bench.method import resolve_methods
+    from bench.perf import measure_methods, method_row, plain_flop_rate
+
+    profile = profiles.load(perf_setting.profile)
+    cells, _ = plan(profile, resolve_methods(perf_setting.methods), scenarios=["random10"], seeds=[0],
+                    device=perf_setting.device.type, data_root=paths.data_root(None),
+                    cache_dir=paths.cache_dir(None), download=False)
+    cells = [c for c in cells if c.method not in ("Retrain", "Original")]
+    rate = plain_flop_rate(perf_data, cells[0].model, perf_setting.device, profile.train.batch_size,
+                           steps=perf_setting.steps)
+    def report(result):  # each row as it comes (seen with -s: kept in the log if time runs out)
+        print(method_row(result), flush=True)
+
+    results = benchmark.pedantic(measure_methods, args=(cells, rate, report), rounds=1, iterations=1)
+    benchmark.extra_info.update(plain_tflop_s=rate / 1e12, methods={
+        r.method: {"pflops": r.pflops, "seconds": r.seconds, "predicted_seconds": r.predicted_seconds,
+                   "slowdown": r.slowdown, "peak_memory_mb": r.peak_memory_mb, "device": r.device}
+        for r in results})
