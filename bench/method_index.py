@@ -38,7 +38,7 @@ SCENARIO_KINDS = ("random", "class")
 _TYPES = {"int": int, "float": float, "bool": bool, "str": str}
 # Modules whose functions a declaration may call (field factories, search spaces): torch-free,
 # so the reader evaluates such calls with literal arguments instead of giving up.
-_CALLABLE_MODULES = ("bench.hparams", "bench.sgd_fields")
+_CALLABLE_MODULES = ("bench.hparams", "bench.sgd_fields", "bench.adamw_fields")
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,8 @@
-"""Shared by the image-text methods (AC-IT, HAC, FT-IT): their optimiser fields and
-schedule, and one unlearning step's batch.
+"""Shared by the image-text methods (AC-IT, HAC, FT-IT): their optimiser and schedule, and
+one unlearning step's batch.
 
 Every image-text method fine-tunes with AdamW and a cosine schedule to 0 over its epochs on
-D_r; the fields below carry the bounds, search ranges and descriptions once, each method
-keeps its own defaults where they differ.
+D_r (the fields: `bench.adamw_fields`).
 
 Each step pairs a retain batch with its captions and, when asked, a batch of forget images
 paired with captions of other (retained) classes, and trains with the model's own loss
@@ -18,28 +17,7 @@ from typing import Any
 
 import torch
 
-from bench.hparams import hp, log
 from bench.tasks.imagetext.context import ImageTextContext
-
-
-def epochs(default: int = 5) -> Any:
-    return hp(default, low=1, doc="passes over D_r")
-
-
-def lr(default: float = 1e-4) -> Any:
-    return hp(default, low=0.0, search=log(1e-5, 1e-3), main=True, doc="AdamW peak lr (cosine to 0)")
-
-
-def weight_decay(default: float = 0.1) -> Any:
-    return hp(default, low=0.0)
-
-
-def batch_size(default: int = 256, doc: str = "retain pairs per step") -> Any:
-    return hp(default, low=2, doc=doc)
-
-
-def freeze_geometry(default: bool = True) -> Any:
-    return hp(default, doc="keep logit scale (and curvature) at the Original's")
 
 
 def adamw_cosine(ctx: ImageTextContext, params) -> tuple[torch.optim.Optimizer, Any]:

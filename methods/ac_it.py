@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.hparams import hp, log
+from bench import adamw_fields as adamw
 from bench.method import register_method
 from methods import _imagetext as it
 
@@ -28,14 +29,14 @@ class AlignmentCalibrationImageText:
     MERU's own loss (-d logits + entailment) as the contrastive part.
     """
 
-    epochs: int = it.epochs()
-    lr: float = it.lr()
-    weight_decay: float = it.weight_decay()
-    batch_size: int = it.batch_size()
+    epochs: int = adamw.epochs()
+    lr: float = adamw.lr()
+    weight_decay: float = adamw.weight_decay()
+    batch_size: int = adamw.batch_size()
     forget_batch_size: int = hp(64, low=0, doc="forget images (relabelled) per step")
     cos_weight: float = hp(1.0, low=0.0, search=log(0.1, 10.0), doc="weight of the cosine term")
     cos_form: str = hp("mean", choices=("mean", "hinge"), doc="mean cosine, or mean of max(0, cosine)")
-    freeze_geometry: bool = it.freeze_geometry()
+    freeze_geometry: bool = adamw.freeze_geometry()
 
     def run(self, ctx) -> None:
         if self.freeze_geometry:

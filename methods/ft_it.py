@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bench import adamw_fields as adamw
 from bench.method import register_method
 from methods import _imagetext as it
 
@@ -13,11 +14,11 @@ from methods import _imagetext as it
 class FineTuneImageText:
     """The model's own loss (CLIP: InfoNCE; MERU: -d logits + entailment) on D_r, AdamW, cosine lr."""
 
-    epochs: int = it.epochs()
-    lr: float = it.lr()
-    weight_decay: float = it.weight_decay()
-    batch_size: int = it.batch_size()
-    freeze_geometry: bool = it.freeze_geometry()
+    epochs: int = adamw.epochs()
+    lr: float = adamw.lr()
+    weight_decay: float = adamw.weight_decay()
+    batch_size: int = adamw.batch_size()
+    freeze_geometry: bool = adamw.freeze_geometry()
 
     def run(self, ctx) -> None:
         if self.freeze_geometry:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from bench.hparams import hp, log
+from bench import adamw_fields as adamw
 from bench.method import register_method
 from bench.tasks.imagetext import lorentz
 from methods import _imagetext as it
@@ -30,10 +31,10 @@ class HyperbolicAlignmentCalibration:
 
     models = ("meru",)
 
-    epochs: int = it.epochs()
-    lr: float = it.lr()
-    weight_decay: float = it.weight_decay()
-    batch_size: int = it.batch_size()
+    epochs: int = adamw.epochs()
+    lr: float = adamw.lr()
+    weight_decay: float = adamw.weight_decay()
+    batch_size: int = adamw.batch_size()
     forget_batch_size: int = hp(64, low=1, doc="forget images (relabelled) per step")
     dist_weight: float = hp(1.0, low=0.0, search=log(0.1, 10.0), doc="weight of the distance term")
     dist_form: str = hp("hinge", choices=("hinge", "negative"), doc="max(0, margin - d) or -d")
