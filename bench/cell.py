@@ -243,13 +243,7 @@ def run_classifier_cell(spec: CellSpec, progress: Progress = SILENT, cache: Work
         budget = BudgetGuard(cell.counter, cell.cost_model, spec.tuning["budget_pflops"])
         guard = budget.attach(cell.model)
         ctx.before_replay.append(budget.check)
-    engine.synchronize()
-    engine.reset_peak_memory()
-    start = time.perf_counter()
-    cell.params.run(ctx)
-    engine.synchronize()
-    seconds = time.perf_counter() - start
-    peak_memory_mb = engine.peak_memory_mb()
+    seconds, peak_memory_mb = engine.timed(lambda: cell.params.run(ctx))
     cell.counter.detach()
     if guard is not None:
         guard.remove()

@@ -106,6 +106,16 @@ class Engine:
             return None
         return torch.cuda.max_memory_allocated(self.device) / 2**20
 
+    def timed(self, fn: Callable[[], object]) -> tuple[float, float | None]:
+        """Run `fn` on the harness's clock: (wall-clock seconds, device synchronised at both ends;
+        peak device memory in MiB during it, None on the CPU)."""
+        self.synchronize()
+        self.reset_peak_memory()
+        start = time.perf_counter()
+        fn()
+        self.synchronize()
+        return time.perf_counter() - start, self.peak_memory_mb()
+
     def device_name(self) -> str:
         if self.device.type == "cuda":
             return torch.cuda.get_device_name(self.device)

@@ -178,16 +178,11 @@ def measure_methods(specs, flop_rate: float, report: Callable[[MethodPerf], None
     for spec in specs:
         cell = prepare_cell(spec)
         engine = cell.engine
-        engine.synchronize()
-        engine.reset_peak_memory()
-        start = time.perf_counter()
-        cell.params.run(cell.ctx)
-        engine.synchronize()
-        seconds = time.perf_counter() - start
+        seconds, peak_memory_mb = engine.timed(lambda: cell.params.run(cell.ctx))
         cell.counter.detach()
         flops = cell.cost_model.flops(cell.counter.counts)
         results.append(MethodPerf(spec.method, spec.scenario, engine.device_name(), flops / 1e15, seconds,
-                                  flops / flop_rate, engine.peak_memory_mb()))
+                                  flops / flop_rate, peak_memory_mb))
         if report is not None:
             report(results[-1])
     return results

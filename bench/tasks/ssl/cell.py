@@ -120,13 +120,7 @@ def run_ssl_cell(spec: CellSpec, progress: Progress = SILENT) -> dict[str, Any]:
     )
     costs = encoder_cost_model(spec.model, ds.channels, ds.num_classes, ds.image_size, tp["proj_hidden"], tp["proj_dim"])
 
-    engine.synchronize()
-    engine.reset_peak_memory()
-    start = time.perf_counter()
-    params.run(ctx)
-    engine.synchronize()
-    seconds = time.perf_counter() - start
-    peak_memory_mb = engine.peak_memory_mb()
+    seconds, peak_memory_mb = engine.timed(lambda: params.run(ctx))
     counter.detach()
     if ctx.saw_nonfinite() or not _all_finite(ctx.model):
         raise CellFailure("diverged: a loss or a weight became NaN/inf")
