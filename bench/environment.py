@@ -56,6 +56,15 @@ def cpu_kernels() -> dict:
             "numerics_pins": {k: os.environ[k] for k in NUMERICS_PINS if k in os.environ}}
 
 
+def cpu_numerics(device: torch.device) -> dict:
+    """What a model trained on `device` depends on beyond its recipe, for checkpoint keys: on the
+    CPU the kernels and the intra-op thread count (both change reduction order, so the weights);
+    nothing on a GPU, where they do not enter."""
+    if torch.device(device).type != "cpu":
+        return {}
+    return {"cpu_kernels": cpu_kernels(), "cpu_threads": torch.get_num_threads()}
+
+
 def environment(device: torch.device) -> dict:
     env = {
         "python": platform.python_version(),

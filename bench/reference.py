@@ -21,7 +21,7 @@ from bench.locks import FileLock
 from bench.data.catalog import ImageData
 from bench.data.device_data import DeviceData
 from bench.engine import Engine, TrainRecipe
-from bench.environment import cpu_kernels
+from bench.environment import cpu_numerics
 from bench.flops import SampleCounter, SampleCounts
 from bench.models import Classifier, build_model
 from bench.progress import SILENT, Progress
@@ -79,8 +79,8 @@ class ReferenceModels:
             "train_indices": index_hash(train_indices),
             "n_train": int(train_indices.numel()),
             "precision": "bf16-autocast" if self.engine.amp else "fp32",
-            # CPU weights depend on the kernels (bench/numerics.py): a model trained with others is not reused
-            **({"cpu_kernels": cpu_kernels()} if self.engine.device.type == "cpu" else {}),
+            # CPU weights depend on the kernels and threads (bench/numerics.py): others' models are not reused
+            **cpu_numerics(self.engine.device),
         }
         if replica:
             key["replica"] = replica

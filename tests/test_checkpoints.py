@@ -68,3 +68,28 @@ def test_reference_models_retrain_over_a_corrupt_checkpoint(tiny_spec, tmp_path)
     again = prepare_cell(spec)  # a fresh WorkerCache (nothing in memory): trains again rather than failing or using garbage
     assert all(torch.equal(a, b) for a, b in zip(first.model.state_dict().values(), again.model.state_dict().values()))
     assert torch.load(path, weights_only=True)["format"] == 1
+
+
+def test_a_cpu_checkpoint_trained_with_other_threads_is_not_reused(tmp_path):
+    """The thread count changes CPU reduction order, hence the weights: a checkpoint trained at
+    2 threads must not stand in for one at 1 thread (a cached Original of another thread count
+    once changed every record of a quick-profile run)."""
+    from pathlib import Path
+
+    from bench.data.catalog import load_dataset
+    from bench.engine import Engine, TrainRecipe
+    from bench.reference import ReferenceModels
+
+    digits = load_dataset("digits", Path("/nonexistent"), cache=None, download=False)
+    store = CheckpointStore(tmp_path)
+    before = torch.get_num_threads()
+    trained = []
+    try:
+        for threads in (2, 1, 2):
+            torch.set_num_threads(threads)
+            engine = Engine("cpu", digits.spec.mean, digits.spec.std, digits.spec.augment)
+            refs = ReferenceModels(engine, digits, "small_cnn", TrainRecipe(epochs=1, batch_size=256, lr=0.05), store)
+            trained.append(refs.original(0)[1]["trained_now"])
+    finally:
+        torch.set_num_threads(before)
+    assert trained == [True, True, False]  # the third finds the first's checkpoint

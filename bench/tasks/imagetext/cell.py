@@ -18,7 +18,7 @@ from bench.checkpoints import CheckpointStore, key_hash
 from bench.data.catalog import load_dataset
 from bench.data.device_data import DeviceData
 from bench.engine import Engine, TrainRecipe
-from bench.environment import code_version, environment
+from bench.environment import code_version, cpu_numerics, environment
 from bench.errors import CellFailure, ConfigError
 from bench.method import METHODS
 from bench.progress import SILENT, Progress
@@ -107,7 +107,7 @@ class References:
             "recipe": dataclasses.asdict(self.recipe), "generic_fraction": self.params.generic_fraction,
             "warmup_fraction": self.params.warmup_fraction, "seed": seed,
             "train_indices": index_hash(data.index.cpu()), "n_train": len(data),
-            "precision": "bf16-autocast" if self.engine.amp else "fp32",
+            "precision": "bf16-autocast" if self.engine.amp else "fp32", **cpu_numerics(self.engine.device),
         }
         mem_key = key_hash(key)
         if mem_key in _memory:
@@ -217,13 +217,7 @@ def run_imagetext_cell(spec, progress: Progress = SILENT) -> dict[str, Any]:
     engine, ctx = cell.engine, cell.ctx
     reference, reference_matrices = retrain_reference(cell)
 
-    engine.synchronize()
-    engine.reset_peak_memory()
-    start = time.perf_counter()
-    cell.method_params.run(ctx)
-    engine.synchronize()
-    seconds = time.perf_counter() - start
-    peak_memory_mb = engine.peak_memory_mb()
+    seconds, peak_memory_mb = engine.timed(lambda: cell.method_params.run(ctx))
     cell.towers.detach()
     if ctx.saw_nonfinite() or not _all_finite(ctx.model):
         raise CellFailure("diverged: a loss or a weight became NaN/inf")
