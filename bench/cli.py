@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seeds", type=seeds, help="e.g. 0,1,2 (default: the profile's)")
     run.add_argument("--results", help="results folder (default: results/local/<profile>, git-ignored)")
     run.add_argument("--force", action="store_true", help="redo cells that already have a finished record")
+    run.add_argument("--dry-run", action="store_true",
+                     help="list the planned cells, each done or to run in the results folder, and stop (nothing "
+                          "is trained or recorded): what a resumed grid, or a GPU chunk, has left")
     run.add_argument("--keep-older-code", action="store_true",
                      help="count a finished record made by other code (same settings otherwise) as done: resuming a "
                           "grid across code changes, e.g. GPU chunks run weeks apart; tables flag rows that mix code "
@@ -142,8 +145,10 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     setup = CellSetup.from_args(args, methods=None if args.all else args.methods, scenarios=args.scenarios,
                                 seeds=args.seeds, argv=argv)
     setup.replicas = args.replicas
-    results_dir = writable_folder(Path(args.results) if args.results else paths.local_results(setup.profile.name),
-                                  "--results")
+    results_dir = Path(args.results) if args.results else paths.local_results(setup.profile.name)
+    if args.dry_run:
+        return dry_run(setup, results_dir, args)
+    results_dir = writable_folder(results_dir, "--results")
     cells = setup.plan()
 
     from bench.executors import make_executor
@@ -181,6 +186,24 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
         for record in summary.failed:
             print(f"  {record['cell_id']}: {record['error']}", file=sys.stderr)
         return 1
+    return 0
+
+
+def dry_run(setup: CellSetup, results_dir: Path, args: argparse.Namespace) -> int:
+    """`run --dry-run`: each planned cell, done or to run, as a resumed run would see it."""
+    from bench.records import RecordStore
+
+    cells = setup.plan()
+    for note in setup.notes:
+        print(f"note: {note}", file=sys.stderr)
+    store = RecordStore(results_dir, keep_older_code=args.keep_older_code)
+    todo = 0
+    for spec in cells:
+        done = not args.force and store.is_done(spec)
+        todo += not done
+        print(f"{'done' if done else 'run '}  {spec.cell_id}")
+    print(f"profile {setup.profile.name}: {len(cells) - todo} of {len(cells)} cells done in {results_dir}, "
+          f"{todo} to run", file=sys.stderr)
     return 0
 
 

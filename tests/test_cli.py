@@ -52,6 +52,26 @@ def test_run_end_to_end_writes_records_and_tables(profile_file, tmp_path, cache_
     assert ft["environment"]["torch"] == torch.__version__ and "commit" in ft["code"]
     assert (results / "summary.csv").is_file() and (results / "summary.md").is_file()
 
+    ids = sorted(p.stem for p in (results / "records").glob("*.json"))
+    assert run("--profile", profile_file, "--results", results, "--cache-dir", cache_dir, "--dry-run") == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == [f"done  {i}" for i in ["Retrain__digits__small_cnn__random10__seed0",
+                                                                "Original__digits__small_cnn__random10__seed0",
+                                                                "FT__digits__small_cnn__random10__seed0"]]
+    assert sorted(ids) == sorted(line[6:] for line in captured.out.splitlines())
+    assert "3 of 3 cells done" in captured.err
+    assert run("--profile", profile_file, "--results", results, "--cache-dir", cache_dir, "--dry-run",
+               "--set", "FT.epochs=2") == 0  # FT's settings changed: it would run again, the rest not
+    assert capsys.readouterr().out.splitlines()[-1] == "run   FT__digits__small_cnn__random10__seed0"
+
+
+def test_a_dry_run_trains_and_writes_nothing(profile_file, tmp_path, capsys):
+    results, cache = tmp_path / "fresh", tmp_path / "cache"
+    assert run("--profile", profile_file, "--results", results, "--cache-dir", cache, "--dry-run") == 0
+    assert [line[:4] for line in capsys.readouterr().out.splitlines()] == ["run "] * 3
+    assert not results.exists()  # no record, no table
+    assert [p.relative_to(cache).parts[0] for p in cache.rglob("*") if p.is_file()] == ["tensors"]  # decoded data only
+
 
 @dataclasses.dataclass(frozen=True)
 class Crashes:
