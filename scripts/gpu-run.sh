@@ -15,6 +15,14 @@
 #                               $OUT/records-<profile>-<scenarios>-s<seeds>.tar.gz; unpack
 #                               here with `tar -xzf FILE` from the repository root
 #                               (records resume: a later chunk skips finished cells)
+#   scripts/gpu-run.sh tune PROFILE [SECONDS]
+#                               issue 14: `bench tune --profile PROFILE --write` for at most
+#                               SECONDS (default 540), resuming the studies carried in
+#                               .data/tune/PROFILE.db; the study file, the report
+#                               (results/PROFILE/tune/) and, once every study is done, the
+#                               tuned file come back in $OUT/tune-PROFILE.tar.gz: unpack
+#                               with `tar -xzf FILE` in the repository root and carry .data
+#                               again next time (gpu-prep with optuna and its dependencies)
 #   scripts/gpu-run.sh scale PROFILE KS WINDOW
 #                               issue 13: cells per hour with K cells sharing the GPU, for
 #                               each K in KS (e.g. 1,2,4): Original and Retrain are trained
@@ -79,6 +87,25 @@ if [[ $part == grid ]]; then
     | tar --null -czf "$pack" --files-from=-
   rm -f "$out/.grid-start"
   echo "packed $(tar -tzf "$pack" | wc -l) new files into $pack"
+fi
+
+if [[ $part == tune ]]; then
+  profile=${2:?tune PROFILE [SECONDS]} limit=${3:-540}
+  report="results/$profile/tune"
+  mkdir -p "$UNLEARN_BENCH_CACHE/tune" .data/tune
+  touch "$out/.tune-start"
+  # the studies so far (a killed study resumes: Optuna's SQLite file, carried in .data)
+  [[ -f ".data/tune/$profile.db" ]] && cp ".data/tune/$profile.db" "$UNLEARN_BENCH_CACHE/tune/"
+  echo "== tune $profile, at most ${limit}s"
+  # --write takes effect only if every study finishes in time; SIGINT otherwise, and the
+  # report below is made from what the studies hold
+  timeout -s INT -k 30 "$limit" python3 -m bench tune --profile "$profile" --write --out "$report" --no-progress \
+    || { status=1; python3 -m bench tune --profile "$profile" --report-only --out "$report" --no-progress; }
+  cp "$UNLEARN_BENCH_CACHE/tune/$profile.db" ".data/tune/$profile.db"
+  tuned=$(find bench/profiles/tuned -name "$profile.toml" -newer "$out/.tune-start")  # written this call
+  rm -f "$out/.tune-start"
+  tar -czf "$out/tune-$profile.tar.gz" ".data/tune/$profile.db" "$report" $tuned
+  echo "packed: $(tar -tzf "$out/tune-$profile.tar.gz" | tr '\n' ' ')"
 fi
 
 if [[ $part == scale ]]; then
