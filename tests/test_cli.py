@@ -10,22 +10,7 @@ import torch
 
 from bench.cli import main
 from bench.method import METHODS, MethodInfo
-
-TINY_PROFILE = """
-description = "tiny test profile"
-dataset = "digits"
-model = "small_cnn"
-device = "cpu"
-seeds = [0]
-scenarios = ["random10"]
-methods = ["Original", "FT"]
-download = false
-[train]
-epochs = 3
-batch_size = 128
-[params.FT]
-epochs = 1
-"""
+from tiny_profile import TINY as TINY_PROFILE  # tests/ is on sys.path under pytest
 
 
 @pytest.fixture

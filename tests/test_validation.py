@@ -9,22 +9,7 @@ import os
 import pytest
 
 from bench.cli import main
-
-TINY = """
-description = "tiny"
-dataset = "digits"
-model = "small_cnn"
-device = "cpu"
-seeds = [0]
-scenarios = ["random10"]
-methods = ["Original", "FT"]
-download = false
-[train]
-epochs = 3
-batch_size = 128
-[params.FT]
-epochs = 1
-"""
+from tiny_profile import TINY  # tests/ is on sys.path under pytest
 
 UNWRITABLE = "/proc/unlearn-bench-test/out"  # not creatable, even for root
 
