@@ -59,6 +59,7 @@ class CellSpec:
     task_params: dict[str, Any] = field(default_factory=dict)
     replica: int = 0  # audit replicas: k > 0 is another Retrain seed / method seed on the same split and Original
     outputs_sample: int = OUTPUT_SAMPLE  # size of the fixed D_r and D_t samples whose logits are stored
+    outputs_forget_sample: int = 0  # size of the fixed D_f sample whose logits are stored (0: all of D_f)
     # where things live and how to get them: not part of the cell's identity
     data_root: str = ""
     cache_dir: str = ""
@@ -88,6 +89,8 @@ class CellSpec:
             identity["replica"] = self.replica
         if self.outputs_sample != OUTPUT_SAMPLE:
             identity["outputs_sample"] = self.outputs_sample
+        if self.outputs_forget_sample:
+            identity["outputs_forget_sample"] = self.outputs_forget_sample
         return identity
 
     @property
@@ -257,7 +260,8 @@ def run_classifier_cell(spec: CellSpec, progress: Progress = SILENT, cache: Work
         raise CellFailure(f"metrics are not finite: {metrics}")
     metrics["avg_gap"] = avg_gap(metrics, reference)
     outputs = collect_outputs(engine, cell.model, cell.sets, spec.outputs_sample,
-                              derive_seed(spec.seed, "audit-sample", spec.scenario), eval_bs)
+                              derive_seed(spec.seed, "audit-sample", spec.scenario), eval_bs,
+                              forget_sample=spec.outputs_forget_sample)
 
     reported = ctx.reported_cost or ReportedCost(cell.counter.counts, seconds, engine.device_name(), False, peak_memory_mb,
                                                  ctx.step_stats())

@@ -106,6 +106,7 @@ def plan(
                             download=download, threads=profile.threads, task=profile.task,
                             task_params=dict(profile.task_params), tuned=provenance[m.name, scenario.kind],
                             replica=replica, outputs_sample=profile.audit.sample,
+                            outputs_forget_sample=profile.audit.forget_sample,
                         )
                     )
     if not cells:

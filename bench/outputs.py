@@ -1,7 +1,8 @@
 """Per-example outputs of a cell's final model, stored beside its record for the audit.
 
 Every finished cell keeps the logits of its model (eval mode, no augmentation) on all of
-D_f and on a fixed, seeded sample of D_r and of D_t (the same sample for every cell of a
+D_f (or a fixed sample of it: a profile's `[audit] forget_sample`) and on a fixed, seeded
+sample of D_r and of D_t (the same sample for every cell of a
 split and seed), with the labels and the samples' indices. They are written as one
 compressed `records/<cell_id>.outputs.npz` (atomically, before the JSON record, whose
 `outputs` field holds the file's name and SHA-256), so every per-example attack in
@@ -60,10 +61,11 @@ def fixed_sample(data: DeviceData, size: int, seed: int) -> DeviceData:
 
 
 def collect_outputs(engine: Engine, model: nn.Module, sets: Any, sample: int, seed: int,
-                    batch_size: int) -> dict[str, np.ndarray]:
-    """{<set>_logits, <set>_labels, <set>_index} for D_f (all), and samples of D_r and D_t."""
+                    batch_size: int, forget_sample: int = 0) -> dict[str, np.ndarray]:
+    """{<set>_logits, <set>_labels, <set>_index} for D_f (all, or a fixed sample of
+    `forget_sample` where set: a grid of large forget sets without an audit) and samples of D_r and D_t."""
     chosen = {
-        "forget": sets.forget,
+        "forget": fixed_sample(sets.forget, forget_sample, seed + 2) if forget_sample else sets.forget,
         "retain": fixed_sample(sets.retain, sample, seed),
         "test": fixed_sample(sets.test, sample, seed + 1),
     }

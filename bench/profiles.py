@@ -54,6 +54,7 @@ class AuditConfig:
     replicas: int = 0  # K >= 2: K Retrain models and K runs of each method per (scenario, seed); 0 or 1: none
     scenarios: tuple[str, ...] | None = None  # scenarios that get replicas (None: all of the profile's)
     sample: int = 500  # D_r and D_t samples whose logits every cell stores
+    forget_sample: int = 0  # D_f samples whose logits every cell stores (0: all of D_f)
 
 
 @dataclass(frozen=True)
@@ -149,11 +150,14 @@ def _audit(table: Any, where: str) -> AuditConfig:
         raise ConfigError(f"{where}: replicas must be an integer >= 0 (K >= 2 turns the audit on)")
     if not isinstance(sample, int) or isinstance(sample, bool) or sample < 1:
         raise ConfigError(f"{where}: sample must be an integer >= 1")
+    forget_sample = table.get("forget_sample", 0)
+    if not isinstance(forget_sample, int) or isinstance(forget_sample, bool) or forget_sample < 0:
+        raise ConfigError(f"{where}: forget_sample must be an integer >= 0 (0 keeps all of D_f)")
     scenarios = table.get("scenarios")
     if scenarios is not None and not (isinstance(scenarios, list) and all(isinstance(s, str) for s in scenarios)):
         raise ConfigError(f"{where}: scenarios must be a list of scenario names")
     return AuditConfig(replicas=replicas, scenarios=tuple(scenarios) if scenarios is not None else None,
-                       sample=sample)
+                       sample=sample, forget_sample=forget_sample)
 
 
 def load(name_or_path: str) -> Profile:

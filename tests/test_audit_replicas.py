@@ -110,3 +110,32 @@ def test_audit_end_to_end_on_a_tiny_profile(tmp_path, cache_dir, capsys):
     path.write_bytes(path.read_bytes()[:-1] + b"x")
     assert main(["audit", "--results", str(results)]) == 2
     assert "does not match the hash" in capsys.readouterr().err
+
+
+def test_a_forget_sample_caps_the_stored_forget_outputs_at_the_same_samples_for_every_cell(tmp_path, cache_dir):
+    from bench.cell import execute_cell
+    from bench.outputs import read_outputs
+    from bench.records import RecordStore
+
+    path = tmp_path / "capped.toml"
+    path.write_text(TINY_PROFILE.replace("replicas = 3", "replicas = 0").replace(
+        "sample = 40", "sample = 40\nforget_sample = 25"))
+    profile = profiles.load(str(path))
+    assert profile.audit.forget_sample == 25
+    cells, _ = plan(profile, resolve_methods(["Original", "GA"]), data_root=tmp_path, cache_dir=cache_dir,
+                    scenarios=["random10"])
+    store = RecordStore(tmp_path / "results")
+    forget_index = {}
+    for spec in cells:
+        assert spec.identity()["outputs_forget_sample"] == 25
+        record = execute_cell(spec)
+        assert record["status"] == "ok", record.get("traceback")
+        store.write(record)
+        arrays = read_outputs(store.records_dir, record["outputs"])
+        assert arrays["forget_logits"].shape == (25, 10) and arrays["test_logits"].shape == (40, 10)
+        forget_index[spec.method] = arrays["forget_index"].tolist()
+    assert record["split"]["n_forget"] == 144  # the metrics still use all of D_f
+    first = forget_index.pop("Retrain")
+    assert all(index == first for index in forget_index.values()) and first == sorted(first)
+    uncapped = dataclasses.replace(cells[0], outputs_forget_sample=0)
+    assert "outputs_forget_sample" not in uncapped.identity()  # the default keeps every hash as it was
