@@ -67,7 +67,7 @@ def _embeddings(engine, model, data, bank) -> tuple[np.ndarray, np.ndarray]:
 def _tangent(x: np.ndarray, model) -> np.ndarray:
     if not model.hyperbolic:
         return x
-    return lorentz.logmap0(torch.as_tensor(x), float(model.curvature())).numpy()
+    return lorentz.logmap0(torch.as_tensor(x), model.curvature().item()).numpy()
 
 
 def poincare_points(x: np.ndarray, c: float) -> np.ndarray:
@@ -143,7 +143,7 @@ def draw(spec, out_dir: Path, views=VIEWS, max_points: int = 1000, tsne_iteratio
     if before.hyperbolic and "poincare" in views:
         fig, axes = plt.subplots(1, 2, figsize=(13, 6.4))
         for ax, (panel, (img, txt)) in zip(axes, emb.items()):
-            c = float((before if panel == "before" else after).curvature())
+            c = (before if panel == "before" else after).curvature().item()
             pts = poincare_points(np.concatenate([img, txt]), c)
             _scatter(ax, pts[: len(img)], labels, pts[len(img):], names, forgotten, colours)
             ax.add_patch(plt.Circle((0, 0), 1.0, fill=False, color="black", lw=1.0))
@@ -159,7 +159,7 @@ def draw(spec, out_dir: Path, views=VIEWS, max_points: int = 1000, tsne_iteratio
         fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
         is_forgotten = np.isin(labels, forgotten)
         for ax, (panel, (img, txt)) in zip(axes, emb.items()):
-            c = float((before if panel == "before" else after).curvature())
+            c = (before if panel == "before" else after).curvature().item()
             radius = lambda x: np.arcsinh(np.sqrt(c) * np.linalg.norm(x, axis=1)) / np.sqrt(c)  # noqa: E731
             r = radius(img)
             bins = np.linspace(0, max(r.max(), radius(txt).max()) * 1.05, 40)
