@@ -204,12 +204,20 @@ def _write_profile(path: Path, raw: dict) -> Path:
     return path
 
 
-def _bench_run(profile: Path, results: Path, cache: Path, *extra: str) -> subprocess.Popen:
+def _bench_run(profile: Path, results: Path, cache: Path, *extra: str, own_group: bool = False) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "UNLEARN_BENCH_OFFLINE": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "bench", "run", "--profile", str(profile), "--results", str(results),
          "--cache-dir", str(cache), "--data-root", str(cache / "data"), "--no-progress", *extra],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=own_group)
+
+
+def _wait_for_records(driver: subprocess.Popen, results: Path, n: int) -> None:
+    deadline = time.monotonic() + 300
+    while len(list((results / "records").glob("*.json"))) < n:
+        assert driver.poll() is None, driver.communicate()
+        assert time.monotonic() < deadline, f"fewer than {n} records after 300 s"
+        time.sleep(0.2)
 
 
 def _files(folder: Path, pattern: str) -> dict[str, tuple[int, bytes]]:
@@ -222,11 +230,7 @@ def test_a_killed_driver_resumes_with_nothing_lost_or_redone(tmp_path):
                                                     "methods": ["Original", "FT", "GA"]})
     results, cache = tmp_path / "results", tmp_path / "cache"
     driver = _bench_run(profile, results, cache, "--workers", "2")
-    deadline = time.monotonic() + 300
-    while len(list((results / "records").glob("*.json"))) < 2:
-        assert driver.poll() is None, driver.communicate()
-        assert time.monotonic() < deadline, "no record after 300 s"
-        time.sleep(0.2)
+    _wait_for_records(driver, results, 2)
     driver.send_signal(signal.SIGKILL)
     driver.communicate()
     time.sleep(1.0)  # the workers die with their driver (PR_SET_PDEATHSIG); let any last write land
@@ -241,6 +245,22 @@ def test_a_killed_driver_resumes_with_nothing_lost_or_redone(tmp_path):
     assert len(after_records) == 12
     assert all(after_records[name] == value for name, value in records.items())  # nothing lost or rewritten
     assert all(after_checkpoints[name] == value for name, value in checkpoints.items())  # no model trained again
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_a_pool_prints_one_line_and_no_worker_tracebacks(tmp_path):
+    # Ctrl-C, or `timeout -s INT` as scripts/gpu-run.sh stops a grid chunk, reaches the driver and
+    # every worker (one process group)
+    profile = _write_profile(tmp_path / "tiny.toml", {**TINY, "scenarios": ["random10", "class3", "random50"],
+                                                    "methods": ["Original", "FT", "GA"]})
+    results, cache = tmp_path / "results", tmp_path / "cache"
+    driver = _bench_run(profile, results, cache, "--workers", "2", own_group=True)
+    _wait_for_records(driver, results, 2)
+    os.killpg(driver.pid, signal.SIGINT)
+    _, err = driver.communicate(timeout=120)
+    assert driver.returncode == 130, err
+    assert err.rstrip().endswith("interrupted: finished cells are saved; run the same command again to resume"), err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
 
 
 @pytest.mark.slow

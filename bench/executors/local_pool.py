@@ -54,14 +54,19 @@ def _worker_main(conn, threads: int, gpu: int | None) -> None:
     torch.set_num_threads(threads)
     load_all_methods()
     cache = WorkerCache()
-    while True:
-        try:
-            job = conn.recv()
-        except (EOFError, OSError):
-            return
-        if job is None:
-            return
-        conn.send(run_job(job, cache))
+    try:
+        while True:
+            try:
+                job = conn.recv()
+            except (EOFError, OSError):
+                return
+            if job is None:
+                return
+            conn.send(run_job(job, cache))
+    except KeyboardInterrupt:
+        # Ctrl-C (or `timeout -s INT`) reaches the whole process group: the driver reports the
+        # interrupt and its unfinished cells; a traceback per worker would only bury that line
+        return
 
 
 class _Worker:
