@@ -45,7 +45,12 @@ if compgen -G ".whl/*.whl" > /dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 fi
 export PYTHONPATH=/tmp/site:. PYTHONUNBUFFERED=1 UNLEARN_BENCH_OFFLINE=1
-export UNLEARN_BENCH_DATA=${UNLEARN_BENCH_DATA:-$PWD/.data} UNLEARN_BENCH_CACHE=${UNLEARN_BENCH_CACHE:-/tmp/unlearn-bench-cache}
+# The cache (decoded data, Original/Retrain checkpoints, study files, the grid's records) sits
+# in an ignored folder of the checkout, not in /tmp: the device keeps ignored folders between
+# calls while the machine is warm, so a second call right after the first skips what the
+# first trained. (.cache must not be carried: a carried path is replaced.)
+export UNLEARN_BENCH_DATA=${UNLEARN_BENCH_DATA:-$PWD/.data} UNLEARN_BENCH_CACHE=${UNLEARN_BENCH_CACHE:-$PWD/.cache/unlearn-bench}
+mkdir -p "$UNLEARN_BENCH_CACHE"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA device')" || exit 1
 status=0
@@ -76,7 +81,12 @@ fi
 if [[ $part == grid ]]; then
   profile=${2:?grid PROFILE SCENARIOS SEEDS [SECONDS]} scenarios=${3:?scenarios} seeds=${4:?seeds} limit=${5:-500}
   results="results/$profile"
-  mkdir -p "$results/records"
+  kept="$UNLEARN_BENCH_CACHE/grid-records/$profile"  # this machine's records so far (kept while warm)
+  mkdir -p "$results/records" "$kept"
+  # a warm machine's earlier call may have finished cells whose records were not unpacked
+  # here before this call: take them back (never over a record the checkout has)
+  cp -np "$kept"/* "$results/records/" 2>/dev/null
+  echo "records from an earlier call on this machine: $(find "$kept" -maxdepth 1 -type f | wc -l)"
   touch "$out/.grid-start"
   echo "== grid chunk: $profile $scenarios seeds $seeds, at most ${limit}s"
   # SIGINT first: the grid stops between cells and every finished record is already on disk
@@ -85,6 +95,7 @@ if [[ $part == grid ]]; then
   pack="$out/records-$profile-${scenarios//,/_}-s${seeds//,/_}.tar.gz"
   find "$results/records" -maxdepth 1 -type f -newer "$out/.grid-start" -print0 \
     | tar --null -czf "$pack" --files-from=-
+  find "$results/records" -maxdepth 1 -type f -newer "$out/.grid-start" -exec cp -p {} "$kept/" \;
   rm -f "$out/.grid-start"
   echo "packed $(tar -tzf "$pack" | wc -l) new files into $pack"
 fi
@@ -94,8 +105,9 @@ if [[ $part == tune ]]; then
   report="results/$profile/tune"
   mkdir -p "$UNLEARN_BENCH_CACHE/tune" .data/tune
   touch "$out/.tune-start"
-  # the studies so far (a killed study resumes: Optuna's SQLite file, carried in .data)
-  [[ -f ".data/tune/$profile.db" ]] && cp ".data/tune/$profile.db" "$UNLEARN_BENCH_CACHE/tune/"
+  # the studies so far (a killed study resumes: Optuna's SQLite file, carried in .data); on a
+  # warm machine the cache's copy is the newer one (the last call wrote it), so it is kept
+  [[ -f ".data/tune/$profile.db" ]] && cp -n ".data/tune/$profile.db" "$UNLEARN_BENCH_CACHE/tune/"
   echo "== tune $profile, at most ${limit}s"
   # --write takes effect only if every study finishes in time; SIGINT otherwise, and the
   # report below is made from what the studies hold
