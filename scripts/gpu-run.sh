@@ -85,7 +85,9 @@ if [[ $part == grid ]]; then
   mkdir -p "$results/records" "$kept"
   # a warm machine's earlier call may have finished cells whose records were not unpacked
   # here before this call: take them back (never over a record the checkout has)
-  cp -np "$kept"/* "$results/records/" 2>/dev/null
+  for f in "$kept"/*; do  # (not `cp -n`: its exit status and warnings differ between coreutils releases)
+    [[ -f $f && ! -e "$results/records/${f##*/}" ]] && cp -p "$f" "$results/records/"
+  done
   echo "records from an earlier call on this machine: $(find "$kept" -maxdepth 1 -type f | wc -l)"
   touch "$out/.grid-start"
   echo "== grid chunk: $profile $scenarios seeds $seeds, at most ${limit}s"
@@ -107,7 +109,8 @@ if [[ $part == tune ]]; then
   touch "$out/.tune-start"
   # the studies so far (a killed study resumes: Optuna's SQLite file, carried in .data); on a
   # warm machine the cache's copy is the newer one (the last call wrote it), so it is kept
-  [[ -f ".data/tune/$profile.db" ]] && cp -n ".data/tune/$profile.db" "$UNLEARN_BENCH_CACHE/tune/"
+  [[ -f ".data/tune/$profile.db" && ! -e "$UNLEARN_BENCH_CACHE/tune/$profile.db" ]] \
+    && cp ".data/tune/$profile.db" "$UNLEARN_BENCH_CACHE/tune/"
   echo "== tune $profile, at most ${limit}s"
   # --write takes effect only if every study finishes in time; SIGINT otherwise, and the
   # report below is made from what the studies hold
