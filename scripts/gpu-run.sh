@@ -95,11 +95,11 @@ if [[ $part == grid ]]; then
   timeout -s INT -k 30 "$limit" python3 -m bench run --profile "$profile" --scenarios "$scenarios" --seeds "$seeds" \
     --results "$results" --no-progress --keep-older-code || status=$?
   pack="$out/records-$profile-${scenarios//,/_}-s${seeds//,/_}.tar.gz"
-  find "$results/records" -maxdepth 1 -type f -newer "$out/.grid-start" -print0 \
-    | tar --null -czf "$pack" --files-from=-
-  find "$results/records" -maxdepth 1 -type f -newer "$out/.grid-start" -exec cp -p {} "$kept/" \;
+  mapfile -d '' new < <(find "$results/records" -maxdepth 1 -type f -newer "$out/.grid-start" -print0)
+  tar -czf "$pack" -T /dev/null "${new[@]}"
+  (( ${#new[@]} )) && cp -p "${new[@]}" "$kept/"
   rm -f "$out/.grid-start"
-  echo "packed $(tar -tzf "$pack" | wc -l) new files into $pack"
+  echo "packed ${#new[@]} new files into $pack"
 fi
 
 if [[ $part == tune ]]; then
