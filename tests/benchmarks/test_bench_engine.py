@@ -86,8 +86,9 @@ def test_evaluation_seconds(benchmark, perf_setting, perf_data):
 
 
 def test_method_slowdown_and_peak_memory(benchmark, perf_setting, perf_data):
-    """(Last in the file: the longest; a time limit then cuts only this one.) Each method's procedure against its counted FLOPs at the plain step's rate
-    (`bench perf --methods`), with its peak device memory; one round."""
+    """Each method's procedure against its counted FLOPs at the plain step's rate
+    (`bench perf --methods`), with its peak device memory; one round. Last in the file: the
+    longest, so a time limit cuts only this one."""
     from bench import paths, profiles
     from bench.grid import plan
     from bench.method import resolve_methods
@@ -100,6 +101,7 @@ def test_method_slowdown_and_peak_memory(benchmark, perf_setting, perf_data):
     cells = [c for c in cells if c.method not in ("Retrain", "Original")]
     rate = plain_flop_rate(perf_data, cells[0].model, perf_setting.device, profile.train.batch_size,
                            steps=perf_setting.steps)
+
     def report(result):  # each row as it comes (seen with -s: kept in the log if time runs out)
         print(method_row(result), flush=True)
 
