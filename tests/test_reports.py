@@ -226,6 +226,18 @@ def test_identical_results_pass():
     assert result.ok and result.checked == 4 * len(tol.RULES)
 
 
+def test_a_changed_configuration_hash_is_a_note_naming_the_cells_not_a_failure():
+    assert run_compare(grid(), grid()).notes == []
+    now = grid()
+    for r in now:
+        if r["cell"]["method"] == "MethB" and r["cell"]["seed"] == 1:
+            r["config_hash"] = "made-by-other-code"
+    result = run_compare(now, grid())
+    assert result.ok
+    assert result.notes == ["configuration hash (hyperparameters, recipe or code fingerprint) differs from the "
+                            "baseline's: digits/small_cnn/random10 MethB"]
+
+
 def test_planted_regressions_are_all_collected():
     now = worsen(grid(), "MethA", TA=90.0)  # accuracy falls by 4.8 points
     now = worsen(now, "MethB", UA=15.0)  # UA moves away from Retrain's 5

@@ -138,7 +138,9 @@ def compare(now: dict[str, Any], baseline: dict[str, Any], tolerances: dict[str,
     if skip_timing:
         result.warnings.append("timing checks skipped (--skip-timing)")
     if changed:
-        result.notes.append(f"configuration (hyperparameters or recipe) changed since the baseline: {'; '.join(changed)}")
+        # the hash covers the code fingerprint too: any harness edit lists every cell here
+        result.notes.append("configuration hash (hyperparameters, recipe or code fingerprint) differs from the "
+                            f"baseline's: {'; '.join(changed)}")
     if extra_seeds:
         result.notes.append(f"seeds not in the baseline (means are over different seeds): {'; '.join(extra_seeds)}")
     new: dict[str, list[str]] = defaultdict(list)
