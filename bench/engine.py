@@ -26,6 +26,7 @@ from bench.augment import Normalizer, crop_flip
 from bench.captured import CudaGraphs, GraphBackend, LossFn, TrainStep, capture_enabled_by_env
 from bench.data.catalog import Augment
 from bench.data.device_data import DeviceData
+from bench.environment import cpu_numerics
 from bench.errors import CellFailure
 from bench.flops import SampleCounter
 from bench.progress import SILENT, Progress
@@ -72,6 +73,11 @@ class Engine:
         # no cast cache: cached bf16 copies of the weights must not outlive a captured step (CUDA
         # graphs need cache_enabled=False), and each forward has its own autocast region anyway
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, cache_enabled=False)
+
+    def weights_key(self) -> dict:
+        """What weights trained by this engine depend on beyond their recipe, for checkpoint keys:
+        the training precision, and on the CPU the kernels and thread count (bench/numerics.py)."""
+        return {"precision": "bf16-autocast" if self.amp else "fp32", **cpu_numerics(self.device)}
 
     @contextlib.contextmanager
     def full_precision(self):

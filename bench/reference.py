@@ -21,7 +21,6 @@ from bench.locks import FileLock
 from bench.data.catalog import ImageData
 from bench.data.device_data import DeviceData
 from bench.engine import Engine, TrainRecipe
-from bench.environment import cpu_numerics
 from bench.flops import SampleCounter, SampleCounts
 from bench.models import Classifier, build_model
 from bench.progress import SILENT, Progress
@@ -78,9 +77,8 @@ class ReferenceModels:
             "seed": seed,
             "train_indices": index_hash(train_indices),
             "n_train": int(train_indices.numel()),
-            "precision": "bf16-autocast" if self.engine.amp else "fp32",
-            # CPU weights depend on the kernels and threads (bench/numerics.py): others' models are not reused
-            **cpu_numerics(self.engine.device),
+            # precision; on the CPU the kernels and threads: a model trained with others is not reused
+            **self.engine.weights_key(),
         }
         if replica:
             key["replica"] = replica

@@ -18,7 +18,7 @@ from bench.checkpoints import CheckpointStore, key_hash
 from bench.data.catalog import load_dataset
 from bench.data.device_data import DeviceData
 from bench.engine import Engine, TrainRecipe
-from bench.environment import code_version, cpu_numerics, environment
+from bench.environment import code_version, environment
 from bench.errors import CellFailure, ConfigError
 from bench.method import METHODS
 from bench.progress import SILENT, Progress
@@ -107,7 +107,7 @@ class References:
             "recipe": dataclasses.asdict(self.recipe), "generic_fraction": self.params.generic_fraction,
             "warmup_fraction": self.params.warmup_fraction, "seed": seed,
             "train_indices": index_hash(data.index.cpu()), "n_train": len(data),
-            "precision": "bf16-autocast" if self.engine.amp else "fp32", **cpu_numerics(self.engine.device),
+            **self.engine.weights_key(),
         }
         mem_key = key_hash(key)
         if mem_key in _memory:

@@ -16,7 +16,6 @@ from bench.checkpoints import CheckpointStore, key_hash
 from bench.data.catalog import ImageData
 from bench.data.device_data import DeviceData
 from bench.engine import Engine
-from bench.environment import cpu_numerics
 from bench.flops import SampleCounter
 from bench.progress import SILENT, Progress
 from bench.splits import derive_seed, index_hash
@@ -52,7 +51,7 @@ class EncoderReferences:
             "data": self.data.fingerprint, "model": self.model_name,
             "recipe": {k: self.tp[k] for k in RECIPE_KEYS}, "seed": seed,
             "train_indices": index_hash(train_indices), "n_train": int(train_indices.numel()),
-            "precision": "bf16-autocast" if self.engine.amp else "fp32", **cpu_numerics(self.engine.device),
+            **self.engine.weights_key(),
         }
 
     def get(self, kind: str, seed: int, train_indices: torch.Tensor, desc: str) -> tuple[dict, dict]:
