@@ -64,11 +64,12 @@ class Engine:
         self.cuda_graphs = on_cuda and (capture_enabled_by_env() if cuda_graphs is None else cuda_graphs)
         self.normalize = Normalizer(mean, std, self.device)
         self.augment_spec = augment
+        self._full_precision_depth = 0  # > 0 inside full_precision(): autocast() is then a no-op
 
     # ------------------------------------------------------------------ numerics
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        if not self.amp:
+        if not self.amp or self._full_precision_depth:
             return contextlib.nullcontext()
         # no cast cache: cached bf16 copies of the weights must not outlive a captured step (CUDA
         # graphs need cache_enabled=False), and each forward has its own autocast region anyway
@@ -81,19 +82,25 @@ class Engine:
 
     @contextlib.contextmanager
     def full_precision(self):
-        """float32 arithmetic for evaluation: autocast off (even inside a caller's autocast)
-        and, on CUDA, no TF32 in convolutions or matmuls (cuDNN allows TF32 convolutions by default)."""
-        with torch.autocast(device_type=self.device.type, enabled=False):
-            if self.device.type != "cuda":
-                yield
-                return
-            matmul = torch.backends.cuda.matmul.allow_tf32
-            torch.backends.cuda.matmul.allow_tf32 = False
-            try:
-                with torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, allow_tf32=False):
+        """float32 arithmetic for evaluation: autocast off (even inside a caller's autocast, and
+        `autocast()` entered inside this block is a no-op, so evaluation code may share helpers
+        with training) and, on CUDA, no TF32 in convolutions or matmuls (cuDNN allows TF32
+        convolutions by default)."""
+        self._full_precision_depth += 1
+        try:
+            with torch.autocast(device_type=self.device.type, enabled=False):
+                if self.device.type != "cuda":
                     yield
-            finally:
-                torch.backends.cuda.matmul.allow_tf32 = matmul
+                    return
+                matmul = torch.backends.cuda.matmul.allow_tf32
+                torch.backends.cuda.matmul.allow_tf32 = False
+                try:
+                    with torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, allow_tf32=False):
+                        yield
+                finally:
+                    torch.backends.cuda.matmul.allow_tf32 = matmul
+        finally:
+            self._full_precision_depth -= 1
 
     def generator(self, seed: int) -> torch.Generator:
         return torch.Generator(device=self.device).manual_seed(seed)

@@ -176,6 +176,24 @@ def test_evaluation_is_float32_even_where_training_uses_bf16_autocast():
     assert autocast_logits.dtype == torch.bfloat16  # what evaluation would have used before
 
 
+def test_autocast_entered_inside_full_precision_is_a_no_op():
+    """Evaluation code may share helpers with training (the ssl loss, an encoder's forward) that
+    enter `engine.autocast()` themselves: inside `full_precision()` they compute in float32."""
+    bf16 = Engine("cpu", (0.5,), (0.25,), Augment(0, False), amp=True)
+    a, b = torch.randn(4, 4), torch.randn(4, 4)
+    with bf16.autocast():
+        assert (a @ b).dtype == torch.bfloat16
+    with bf16.full_precision():
+        with bf16.autocast():
+            assert (a @ b).dtype == torch.float32
+        with bf16.full_precision(), bf16.autocast():  # nested: still float32 ...
+            assert (a @ b).dtype == torch.float32
+        with bf16.autocast():  # ... and after the inner block closes
+            assert (a @ b).dtype == torch.float32
+    with bf16.autocast():  # restored once the block is left
+        assert (a @ b).dtype == torch.bfloat16
+
+
 # ---------------------------------------------------------------------- MIA: a function of the model, not of rounding
 
 

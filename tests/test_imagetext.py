@@ -71,6 +71,30 @@ def test_duplicate_captions_are_positives_not_negatives():
     torch.testing.assert_close(contrastive_loss(logits, distinct), clip)
 
 
+# --------------------------------------------------------------------------- evaluation
+
+
+@pytest.mark.parametrize("geometry", ["clip", "meru"])
+def test_zero_shot_predictions_are_float32_even_where_training_uses_bf16_autocast(geometry):
+    from bench.data.catalog import Augment
+    from bench.data.device_data import DeviceData
+    from bench.engine import Engine
+    from bench.tasks.imagetext.evaluate import image_embeddings, predictions
+
+    bank = build_bank(CIFAR10_CLASSES)
+    params = ImageTextParams(**TINY_PARAMS)
+    model = itcell.new_model(geometry, params, bank, seed=0)
+    g = torch.Generator().manual_seed(0)
+    data = DeviceData(torch.randint(0, 256, (40, 3, 32, 32), dtype=torch.uint8, generator=g), torch.arange(40) % 10,
+                      torch.arange(40), "test")
+    fp32, bf16 = (Engine("cpu", (0.5,) * 3, (0.25,) * 3, Augment(0, False), amp=amp) for amp in (False, True))
+    assert torch.equal(image_embeddings(fp32, model, data), image_embeddings(bf16, model, data))
+    expected, got = predictions(fp32, model, data, bank), predictions(bf16, model, data, bank)
+    assert all(torch.equal(expected[k], got[k]) for k in ("seen", "heldout"))
+    with torch.no_grad(), bf16.autocast():  # what image_embeddings would have computed in before
+        assert model.image_tower(fp32.to_input(data.images, None, augment=False)).dtype == torch.bfloat16
+
+
 # --------------------------------------------------------------------------- HAC's terms
 
 

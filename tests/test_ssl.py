@@ -166,6 +166,32 @@ def test_weighted_knn_votes_by_similarity():
     assert knn_accuracy(bank, labels, query, torch.tensor([0, 1]), 2, k=3, temperature=0.1) == 100.0
 
 
+def test_the_audit_is_float32_even_where_training_uses_bf16_autocast():
+    """Every ssl metric (EncoderMI's cosines, kNN, the probe, LOSS and COSSIM, which go through the
+    training loss's own autocast) is the same number from an engine that trains in bf16."""
+    from bench.data.device_data import DeviceData
+    from bench.tasks.ssl.audit import AuditConfig, AuditSets, audit
+    from bench.tasks.ssl.objective import Objective
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (48, 3, 8, 8), dtype=torch.uint8, generator=g)
+    labels, index = torch.arange(48) % 10, torch.arange(48)
+    retain, forget, non = (DeviceData(images[a:b], labels[a:b], index[a:b], name)
+                           for a, b, name in ((0, 24, "retain"), (24, 32, "forget"), (32, 48, "nonmembers")))
+    sets = AuditSets(retain, forget, non, torch.arange(8))
+    cfg = AuditConfig(num_classes=10, image_size=8, batch_size=16, seed=3, mia_views=3, mia_crop_scale=0.1,
+                      mia_grid=101, knn_k=5, knn_temperature=0.1, probe_epochs=2, probe_lr=0.1, probe_batch_size=8)
+    model = build_ssl_model("simclr-small_cnn", 3, 10, 8, seed=0, hidden=8, dim=4, queue=16)
+    results = []
+    for amp in (False, True):
+        engine = Engine("cpu", (0.5,) * 3, (0.25,) * 3, None, amp=amp)
+        results.append(audit(engine, model, Objective("simclr", engine, ViewSpec(size=8)), sets, cfg))
+    fp32, bf16 = results
+    assert fp32.keys() == bf16.keys()
+    assert all(fp32[k] == bf16[k] or (math.isnan(fp32[k]) and math.isnan(bf16[k])) for k in fp32), \
+        {k: (fp32[k], bf16[k]) for k in fp32 if fp32[k] != bf16[k]}
+
+
 # ---------------------------------------------------------------------------- GP on an encoder
 
 

@@ -21,6 +21,7 @@ from bench.engine import Engine, TrainRecipe
 from bench.environment import code_version, environment
 from bench.errors import CellFailure, ConfigError
 from bench.method import METHODS
+from bench.metrics import EVAL_PRECISION
 from bench.progress import SILENT, Progress
 from bench.reference import device_sets
 from bench.splits import derive_seed, index_hash, parse_scenario
@@ -257,6 +258,7 @@ def run_imagetext_cell(spec, progress: Progress = SILENT) -> dict[str, Any]:
         },
         "timing": {"unlearn_seconds": seconds, "eval_seconds": eval_seconds, "device": device,
                    "peak_memory_mb": peak_memory_mb},
+        "evaluation": {"precision": EVAL_PRECISION},
         "environment": environment(engine.device),
         "code": code_version(),
         "created": now_iso(),

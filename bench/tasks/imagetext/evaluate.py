@@ -26,10 +26,11 @@ def class_embeddings(model: ImageTextModel, bank: CaptionBank, templates: str) -
 
 @torch.no_grad()
 def image_embeddings(engine: Engine, model: ImageTextModel, data: DeviceData, batch_size: int = 1024) -> torch.Tensor:
+    """Every image's embedding, float32 (the class prompts' are too: they run outside autocast)."""
     out = []
     for start in range(0, len(data), batch_size):
         pos = torch.arange(start, min(start + batch_size, len(data)), device=engine.device)
-        with engine.autocast():
+        with engine.full_precision():
             out.append(model.encode_image(engine.batch_at(data, pos, None, augment=False).x).float())
     return torch.cat(out) if out else torch.zeros(0, 1, device=engine.device)
 
@@ -37,12 +38,14 @@ def image_embeddings(engine: Engine, model: ImageTextModel, data: DeviceData, ba
 @torch.no_grad()
 def predictions(engine: Engine, model: ImageTextModel, data: DeviceData, bank: CaptionBank,
                 batch_size: int = 1024) -> dict[str, torch.Tensor]:
-    """Zero-shot predicted class per image, for each template set (eval mode)."""
+    """Zero-shot predicted class per image, for each template set (eval mode, float32: no bf16
+    autocast or TF32 even where training uses them, so near-ties do not depend on rounding)."""
     was_training = model.training
     model.eval()
     try:
-        images = image_embeddings(engine, model, data, batch_size)
-        return {name: model.logits(images, class_embeddings(model, bank, name)).argmax(1) for name in TEMPLATE_SETS}
+        with engine.full_precision():
+            images = image_embeddings(engine, model, data, batch_size)
+            return {name: model.logits(images, class_embeddings(model, bank, name)).argmax(1) for name in TEMPLATE_SETS}
     finally:
         model.train(was_training)
 

@@ -183,11 +183,13 @@ def _stat_loss_and_cossim(engine: Engine, model: SSLModel, objective: Objective,
 
 
 def audit(engine: Engine, model: SSLModel, objective: Objective, sets: AuditSets, cfg: AuditConfig) -> dict[str, float]:
-    """Every metric of the ssl task for `model` (left in the mode it came in)."""
+    """Every metric of the ssl task for `model` (left in the mode it came in), in float32 as the
+    classifier's metrics (no bf16 autocast or TF32, even where training uses them)."""
     was_training = model.training
     model.eval()
     try:
-        return _audit(engine, model, objective, sets, cfg)
+        with engine.full_precision():
+            return _audit(engine, model, objective, sets, cfg)
     finally:
         model.train(was_training)
 

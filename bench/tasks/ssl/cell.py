@@ -21,6 +21,7 @@ from bench.environment import code_version, environment
 from bench.errors import CellFailure, ConfigError
 from bench.flops import CostModel, SampleCounter, SampleCounts, forward_macs, second_order_extra_per_sample
 from bench.method import METHODS, ReportedCost
+from bench.metrics import EVAL_PRECISION
 from bench.progress import SILENT, Progress
 from bench.splits import derive_seed, parse_scenario
 from bench.tasks import TASKS
@@ -151,6 +152,7 @@ def run_ssl_cell(spec: CellSpec, progress: Progress = SILENT) -> dict[str, Any]:
         },
         "timing": {"unlearn_seconds": reported.seconds, "eval_seconds": eval_seconds, "device": reported.device,
                    "peak_memory_mb": reported.peak_memory_mb},
+        "evaluation": {"precision": EVAL_PRECISION},
         "environment": environment(engine.device),
         "code": code_version(),
         "created": now_iso(),
