@@ -4,6 +4,7 @@ data, profiles and planning, and end-to-end cells on tiny CIFAR-format files (CP
 from __future__ import annotations
 
 import dataclasses
+import math
 import pytest
 import torch
 import torch.nn.functional as F
@@ -96,6 +97,30 @@ def test_zero_shot_predictions_are_float32_even_where_training_uses_bf16_autocas
     assert all(torch.equal(expected[k], got[k]) for k in ("seen", "heldout"))
     with torch.no_grad(), bf16.autocast():  # what image_embeddings would have computed in before
         assert model.image_tower(fp32.to_input(data.images, None, augment=False)).dtype == torch.bfloat16
+
+
+def test_the_scalars_stay_in_their_bounds_and_can_leave_a_bound_again():
+    """MERU's bounds on the parameters themselves: after steps that push every scalar up, each sits
+    on its bound (not past it, where the clamped forward would pass no gradient), and the next
+    gradient that points back moves it back."""
+    from bench.tasks.imagetext.models import CURVATURE_RANGE, MAX_SCALE
+    from bench.tasks.imagetext.train import adamw
+
+    model = itcell.new_model("meru", ImageTextParams(**TINY_PARAMS), build_bank(CIFAR10_CLASSES), seed=0)
+    scalars = [model.log_scale, model.log_curvature, model.image_alpha, model.text_alpha]
+    opt = adamw(model, lr=1.0, weight_decay=0.0)
+    for _ in range(20):
+        opt.zero_grad()
+        (-(model.scale() + model.curvature() + model.image_alpha + model.text_alpha)).backward()
+        opt.step()
+    bounds = [math.log(MAX_SCALE), math.log(CURVATURE_RANGE[1]), 0.0, 0.0]
+    assert [p.item() for p in scalars] == pytest.approx(bounds, abs=1e-6)
+    for _ in range(30):  # Adam's momentum still points up at first
+        opt.zero_grad()
+        (model.scale() + model.curvature() + model.image_alpha + model.text_alpha).backward()
+        assert all(p.grad.item() > 0 for p in scalars)  # the gradient is not cut at the bound
+        opt.step()
+    assert all(p.item() < b - 1.0 for p, b in zip(scalars, bounds))
 
 
 # --------------------------------------------------------------------------- HAC's terms

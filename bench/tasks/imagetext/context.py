@@ -102,7 +102,7 @@ class ImageTextContext(UnlearnContext):
         return [p for p in self.model.parameters() if p.requires_grad]
 
     def adamw(self, lr: float, weight_decay: float) -> torch.optim.AdamW:
-        return adamw(self.trainable(), lr, weight_decay)
+        return adamw(self.model, lr, weight_decay)
 
     @staticmethod
     def warmup_cosine(opt: torch.optim.Optimizer, total_steps: int, warmup_steps: int = 0):

@@ -161,11 +161,24 @@ class ImageTextModel(nn.Module):
         return self.geometry == "meru"
 
     def scale(self) -> torch.Tensor:
-        return self.log_scale.clamp(max=math.log(MAX_SCALE)).exp()
+        return self.log_scale.exp()
 
     def curvature(self) -> torch.Tensor:
-        low, high = CURVATURE_RANGE
-        return self.log_curvature.clamp(math.log(low), math.log(high)).exp()
+        return self.log_curvature.exp()
+
+    @torch.no_grad()
+    def clamp_scalars_(self) -> None:
+        """Keep the learnable scalars in their bounds, on the parameters themselves (MERU clamps
+        their `.data` before each forward; the optimiser calls this after each step): logit
+        scale <= 100, curvature in [0.1, 10], the alphas <= 1 (they never scale features up).
+        A clamp inside the forward instead would pass no gradient at or past a bound, where
+        Adam's momentum can carry a parameter, and the parameter would never come back."""
+        self.log_scale.clamp_(max=math.log(MAX_SCALE))
+        if self.hyperbolic:
+            low, high = CURVATURE_RANGE
+            self.log_curvature.clamp_(math.log(low), math.log(high))
+            self.image_alpha.clamp_(max=0.0)
+            self.text_alpha.clamp_(max=0.0)
 
     def geometry_parameters(self) -> list[nn.Parameter]:
         """Curvature and logit scale: frozen while unlearning."""

@@ -23,13 +23,16 @@ from bench.tasks.imagetext.models import ImageTextModel
 BETA2 = 0.98
 
 
-def adamw(params, lr: float, weight_decay: float, beta1: float = 0.9) -> torch.optim.AdamW:
-    params = [p for p in params if p.requires_grad]
+def adamw(model: ImageTextModel, lr: float, weight_decay: float, beta1: float = 0.9) -> torch.optim.AdamW:
+    """AdamW on `model`'s trainable parameters; every step ends with the model's scalar bounds."""
+    params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim >= 2]
     rest = [p for p in params if p.ndim < 2]
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
     fused = bool(params) and all(p.is_cuda for p in params)  # one kernel per step on the GPU
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=(beta1, BETA2), fused=fused or None)
+    opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=(beta1, BETA2), fused=fused or None)
+    opt.register_step_post_hook(lambda *_: model.clamp_scalars_())
+    return opt
 
 
 def warmup_cosine(opt: torch.optim.Optimizer, total_steps: int, warmup_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -61,7 +64,7 @@ def train_contrastive(engine: Engine, model: ImageTextModel, data: DeviceData, b
     generator = engine.generator(seed)
     drop_last = drop_last_for(len(data), recipe.batch_size)
     steps = recipe.epochs * engine.steps_per_epoch(len(data), recipe.batch_size, drop_last)
-    opt = adamw(model.parameters(), recipe.lr, recipe.weight_decay, recipe.momentum)
+    opt = adamw(model, recipe.lr, recipe.weight_decay, recipe.momentum)
     sched = warmup_cosine(opt, steps, int(round(warmup_fraction * steps)))
     model.train()
 
