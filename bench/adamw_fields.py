@@ -1,4 +1,5 @@
 """The AdamW fine-tuning hyperparameters the image-text methods share (AC-IT, HAC, FT-IT),
+and the calibration methods' (AC-IT, HAC) choices of what their forget terms see,
 declared once with their bounds, search ranges and descriptions, as `bench.sgd_fields` does
 for the classifier methods' SGD fields:
 
@@ -37,3 +38,14 @@ def batch_size(default: int = 256, doc: str = "retain pairs per step") -> Any:
 
 def freeze_geometry(default: bool = True) -> Any:
     return hp(default, doc="keep logit scale (and curvature) at the Original's")
+
+
+def forget_captions(default: str = "templates") -> Any:
+    return hp(default, choices=("templates", "any"),
+              doc="captions for relabelled forget images: the other class's templates, or generic ones too "
+                  "(\"a photo of an animal.\" can describe the forgotten class)")
+
+
+def concept_text(default: str = "trained") -> Any:
+    return hp(default, choices=("trained", "fixed"),
+              doc="the forget terms' concept prompts: trained through (the text tower moves too), or fixed (no gradient)")

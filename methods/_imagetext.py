@@ -1,5 +1,5 @@
 """Shared by the image-text methods (AC-IT, HAC, FT-IT): their optimiser and schedule, and
-one unlearning step's batch.
+one unlearning step's batch, and the forget images' concept prompts.
 
 Every image-text method fine-tunes with AdamW and a cosine schedule to 0 over its epochs on
 D_r (the fields: `bench.adamw_fields`).
@@ -35,13 +35,16 @@ class StepBatch:
     forget_x: torch.Tensor | None  # their network input, for the Original's embeddings
 
 
-def contrastive_step(ctx: ImageTextContext, retain_batch, forget_batch_size: int) -> StepBatch:
+def contrastive_step(ctx: ImageTextContext, retain_batch, forget_batch_size: int,
+                     forget_captions: str = "templates") -> StepBatch:
+    """`forget_captions` "templates": a relabelled forget image gets one of its new class's
+    templates; "any": a generic caption too, with the task's `generic_fraction`."""
     tokens, ids = ctx.captions(retain_batch.y)
     x = retain_batch.x
     forget = None
     if forget_batch_size > 0 and len(ctx.forget):
         forget = ctx.sample(ctx.forget, forget_batch_size)
-        f_tokens, f_ids = ctx.captions(ctx.other_retained(forget.y))
+        f_tokens, f_ids = ctx.captions(ctx.other_retained(forget.y), generic=forget_captions == "any")
         x = torch.cat([x, forget.x])
         tokens, ids = torch.cat([tokens, f_tokens]), torch.cat([ids, f_ids])
     images = ctx.encode_image(x)
@@ -51,3 +54,10 @@ def contrastive_step(ctx: ImageTextContext, retain_batch, forget_batch_size: int
         return StepBatch(loss, None, None, None)
     n = len(retain_batch)
     return StepBatch(loss, images[n:], forget.y, forget.x)
+
+
+def concepts_of(ctx: ImageTextContext, labels: torch.Tensor, concept_text: str) -> torch.Tensor:
+    """Each forget image's concept prompt embedding; "fixed": without gradient (the forget
+    terms then move the images only), "trained": the text tower learns from them too."""
+    with torch.set_grad_enabled(torch.is_grad_enabled() and concept_text != "fixed"):
+        return ctx.concept_embeddings()[ctx.concept_of(labels)]

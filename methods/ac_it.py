@@ -34,6 +34,8 @@ class AlignmentCalibrationImageText:
     weight_decay: float = adamw.weight_decay()
     batch_size: int = adamw.batch_size()
     forget_batch_size: int = hp(64, low=0, doc="forget images (relabelled) per step")
+    forget_captions: str = adamw.forget_captions()
+    concept_text: str = adamw.concept_text()
     cos_weight: float = hp(1.0, low=0.0, search=log(0.1, 10.0), doc="weight of the cosine term")
     cos_form: str = hp("mean", choices=("mean", "hinge"), doc="mean cosine, or mean of max(0, cosine)")
     freeze_geometry: bool = adamw.freeze_geometry()
@@ -44,10 +46,10 @@ class AlignmentCalibrationImageText:
         opt, sched = it.adamw_cosine(ctx, self)
         for _ in ctx.epochs(self.epochs):
             for batch in ctx.batches(ctx.retain, self.batch_size):
-                step = it.contrastive_step(ctx, batch, self.forget_batch_size)
+                step = it.contrastive_step(ctx, batch, self.forget_batch_size, self.forget_captions)
                 loss = step.loss
                 if step.forget_images is not None and self.cos_weight > 0:
-                    concept = ctx.concept_embeddings()[ctx.concept_of(step.forget_labels)]
+                    concept = it.concepts_of(ctx, step.forget_labels, self.concept_text)
                     cos = F.cosine_similarity(step.forget_images, concept, dim=-1)
                     loss = loss + self.cos_weight * (torch.relu(cos) if self.cos_form == "hinge" else cos).mean()
                 ctx.step(opt, loss, sched)

@@ -36,6 +36,8 @@ class HyperbolicAlignmentCalibration:
     weight_decay: float = adamw.weight_decay()
     batch_size: int = adamw.batch_size()
     forget_batch_size: int = hp(64, low=1, doc="forget images (relabelled) per step")
+    forget_captions: str = adamw.forget_captions()
+    concept_text: str = adamw.concept_text()
     dist_weight: float = hp(1.0, low=0.0, search=log(0.1, 10.0), doc="weight of the distance term")
     dist_form: str = hp("hinge", choices=("hinge", "negative"), doc="max(0, margin - d) or -d")
     dist_margin: float = hp(2.0, low=0.0, doc="hinge margin on d(forget image, concept text)")
@@ -51,9 +53,9 @@ class HyperbolicAlignmentCalibration:
         opt, sched = it.adamw_cosine(ctx, self)
         for _ in ctx.epochs(self.epochs):
             for batch in ctx.batches(ctx.retain, self.batch_size):
-                step = it.contrastive_step(ctx, batch, self.forget_batch_size)
+                step = it.contrastive_step(ctx, batch, self.forget_batch_size, self.forget_captions)
                 x = step.forget_images
-                concept = ctx.concept_embeddings()[ctx.concept_of(step.forget_labels)]
+                concept = it.concepts_of(ctx, step.forget_labels, self.concept_text)
                 with torch.no_grad():
                     x_orig = ctx.encode_image(step.forget_x, original)
                 terms = hac_terms(x, concept, x_orig, c, self)

@@ -123,6 +123,69 @@ def test_the_scalars_stay_in_their_bounds_and_can_leave_a_bound_again():
     assert all(p.item() < b - 1.0 for p, b in zip(scalars, bounds))
 
 
+class _StepStub:
+    """The part of ImageTextContext that contrastive_step and concepts_of use, over a real bank and model."""
+
+    def __init__(self, model=None):
+        self.bank = build_bank(CIFAR10_CLASSES)
+        self.generator = torch.Generator().manual_seed(0)
+        self.forget = torch.arange(64)
+        self.model = model
+        self.seen_ids = None
+
+    def captions(self, labels, generic=True):
+        return self.bank.sample(labels, self.generator, 0.2 if generic else 0.0)
+
+    def sample(self, data, n):
+        return dataclasses.make_dataclass("B", ["x", "y"])(torch.zeros(n, 1), torch.full((n,), DOG))
+
+    def other_retained(self, labels):
+        retained = torch.tensor([k for k in range(10) if k != DOG])
+        return retained[torch.randint(0, 9, labels.shape, generator=self.generator)]
+
+    def encode_image(self, x):
+        return x
+
+    def encode_text(self, tokens):
+        return tokens
+
+    def concept_embeddings(self):
+        return self.model.encode_prompts(self.bank.train_tokens[[DOG]])
+
+    def concept_of(self, labels):
+        return torch.zeros_like(labels)
+
+
+def test_relabelled_forget_images_get_templates_of_their_new_class_unless_generic_captions_are_asked_for():
+    from methods import _imagetext as it
+
+    stub = _StepStub()
+    stub.model = type("M", (), {"loss": lambda self, images, texts, ids: ids})()
+    template_ids = 10 * len(TRAIN_TEMPLATES)
+    retain = dataclasses.make_dataclass("B", ["x", "y"], namespace={"__len__": lambda self: len(self.y)})(
+        torch.zeros(2000, 1), torch.arange(2000) % 10)
+    templates = it.contrastive_step(stub, retain, 2000, "templates").loss
+    assert (templates[2000:] < template_ids).all()  # no generic caption ("a photo of a pet." fits a dog)
+    any_caption = it.contrastive_step(stub, retain, 2000, "any").loss
+    assert abs((any_caption[2000:] >= template_ids).float().mean().item() - 0.2) < 0.03
+    for ids in (templates, any_caption):  # retain pairs: generic captions at the task's fraction either way
+        assert abs((ids[:2000] >= template_ids).float().mean().item() - 0.2) < 0.03
+
+
+@pytest.mark.parametrize("concept_text, text_learns", [("trained", True), ("fixed", False)])
+def test_the_concept_prompts_pass_gradient_to_the_text_tower_only_when_trained(concept_text, text_learns):
+    from methods import _imagetext as it
+
+    model = itcell.new_model("meru", ImageTextParams(**TINY_PARAMS), build_bank(CIFAR10_CLASSES), seed=0)
+    concept = it.concepts_of(_StepStub(model), torch.tensor([DOG, DOG]), concept_text)
+    assert concept.shape == (2, TINY_PARAMS["embed_dim"])
+    if text_learns:
+        concept.sum().backward()
+        assert model.text_tower.tokens.weight.grad.abs().sum() > 0
+    else:
+        assert not concept.requires_grad
+
+
 # --------------------------------------------------------------------------- HAC's terms
 
 

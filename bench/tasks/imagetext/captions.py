@@ -105,7 +105,8 @@ def _encode(text: str, index: dict[str, int], seq_len: int) -> list[int]:
 def build_bank(classes: tuple[str, ...], seq_len: int = 16) -> CaptionBank:
     """The caption tables for `classes`. The vocabulary (the same for every model, so Original
     and Retrain share one architecture) is every word of the training captions; a model
-    trained without a class never sees its name's token, which keeps its initial embedding."""
+    trained without a class never sees its name's token, whose embedding then gets no
+    gradient (weight decay still shrinks it)."""
     corpus = [t.format(c) for c in classes for t in TRAIN_TEMPLATES] + list(GENERIC)
     vocab = [PAD, UNK, BOS, EOS] + sorted({w for text in corpus for w in words(text)})
     index = {w: i for i, w in enumerate(vocab)}

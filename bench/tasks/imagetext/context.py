@@ -63,9 +63,10 @@ class ImageTextContext(UnlearnContext):
 
     # ---- captions
 
-    def captions(self, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """A random training caption per label (tokens, caption ids), generic ones included."""
-        return self.bank.sample(labels, self.generator, self.generic_fraction)
+    def captions(self, labels: torch.Tensor, generic: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """A random training caption per label (tokens, caption ids), generic ones included
+        (with the task's `generic_fraction`) unless `generic` is False."""
+        return self.bank.sample(labels, self.generator, self.generic_fraction if generic else 0.0)
 
     def other_retained(self, labels: torch.Tensor) -> torch.Tensor:
         """For each label, a retained class drawn uniformly (never a forgotten one)."""
