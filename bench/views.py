@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-GREY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601-2 luma, as torchvision's rgb_to_grayscale
+GREY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601-2 luma, as PIL's convert("L"), which torchvision uses on PIL images (its tensor path: 0.2989)
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,11 @@ def crop_boxes(n: int, height: int, width: int, scale: tuple[float, float], rati
 
 def resized_crop(images: torch.Tensor, boxes: torch.Tensor, size: int, flip: torch.Tensor | None) -> torch.Tensor:
     """Crop each image to its box and resize it to size x size (bilinear, pixel centres as
-    torchvision's resize), mirrored where `flip`. `images` float (N, C, H, W)."""
+    torchvision's resize), mirrored where `flip`. `images` float (N, C, H, W).
+
+    Sample points are clamped to the centres of the box's own edge pixels, as resizing the
+    cropped image does: without the clamp, the outer rows of an enlarged crop blend in the
+    pixels just outside the box."""
     n, c, height, width = images.shape
     top, left, h, w = boxes.unbind(1)
     sx = w / width
@@ -78,6 +82,12 @@ def resized_crop(images: torch.Tensor, boxes: torch.Tensor, size: int, flip: tor
     theta[:, 1, 1] = h / height
     theta[:, 1, 2] = (2 * top + h) / height - 1
     grid = F.affine_grid(theta, [n, c, size, size], align_corners=False)
+    # normalised -> pixel-centre coordinates, clamped to the box's first and last pixel, and back
+    extent = torch.tensor([width, height], device=images.device, dtype=images.dtype)
+    low = torch.stack([left, top], dim=1).view(n, 1, 1, 2)
+    high = low + torch.stack([w, h], dim=1).view(n, 1, 1, 2) - 1
+    pixel = ((grid + 1) * extent - 1) / 2
+    grid = (2 * torch.minimum(torch.maximum(pixel, low), high) + 1) / extent - 1
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 

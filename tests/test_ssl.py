@@ -110,6 +110,22 @@ def test_full_image_box_is_the_identity_and_flip_mirrors():
     assert torch.allclose(part, images[:, :, 1:3, 3:5], atol=1e-6)
 
 
+def test_resized_crop_equals_torchvisions_crop_then_resize_edges_included():
+    """Cropping first and resizing second never reads a pixel outside the box; ours, one
+    grid_sample on the whole image, must not either (its edge rows did before the clamp)."""
+    import torchvision.transforms.functional as TF
+
+    images = torch.rand(1, 3, 32, 32, generator=_gen(0))
+    g = _gen(1)
+    for _ in range(100):
+        h, w = (int(torch.randint(4, 33, (1,), generator=g)) for _ in range(2))
+        top, left = int(torch.randint(0, 33 - h, (1,), generator=g)), int(torch.randint(0, 33 - w, (1,), generator=g))
+        expected = TF.resized_crop(images, top, left, h, w, [32, 32], antialias=True)
+        box = torch.tensor([[top, left, h, w]], dtype=torch.float32)
+        torch.testing.assert_close(resized_crop(images, box, 32, None), expected, rtol=0, atol=1e-6)
+        torch.testing.assert_close(resized_crop(images, box, 32, torch.tensor([True])), expected.flip(-1), rtol=0, atol=1e-6)
+
+
 def test_crop_boxes_stay_inside_and_cover_the_scale_range():
     boxes = crop_boxes(4000, 32, 32, (0.2, 1.0), (3 / 4, 4 / 3), _gen(), "cpu")
     top, left, h, w = boxes.unbind(1)
