@@ -17,7 +17,10 @@ def calibrated_mean(per_sample: torch.Tensor, forget_rows: torch.Tensor, alpha: 
     """(sum of the retain rows' losses + alpha * sum of the forget rows') / (n_r + alpha * n_u).
 
     `per_sample` holds k losses per image (SimCLR's NT-Xent: both directions, the N rows of view 1
-    then the N of view 2; MoCo and BYOL: one), `forget_rows` (N,) marks the forget images."""
+    then the N of view 2; MoCo and BYOL: one), `forget_rows` (N,) marks the forget images.
+    The mask follows that row order ([m, m]). The AC code builds it with numpy's `repeat(2)`
+    ([m0, m0, m1, m1, ...]), which mismatches its own row order; we follow its intent, which
+    changes SimCLR's loss where alpha != 1 (MoCo and BYOL have one row per image)."""
     mask = forget_rows.repeat(per_sample.shape[0] // forget_rows.shape[0]).to(per_sample.dtype)
     weights = 1.0 + (alpha - 1.0) * mask
     return (weights * per_sample.float()).sum() / weights.sum()

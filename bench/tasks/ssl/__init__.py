@@ -39,7 +39,7 @@ class SSLTaskParams:
     batch_size: int = hp(512, low=2, doc="[choice] training batch size")
     lr: float = hp(0.01, low=0.0, doc="Adam learning rate (their text), constant")
     weight_decay: float = hp(0.0, low=0.0, doc="Adam weight decay (none in their text)")
-    crop_scale: float = hp(0.2, low=0.01, high=1.0, doc="[choice] training views: RandomResizedCrop scale (x, 1); 0.08 or 0.2")
+    crop_scale: float = hp(0.2, low=0.01, high=1.0, doc="[choice] training views: RandomResizedCrop scale (x, 1); 0.08 or 0.2 (the AC code trains with 0.1)")
     proj_hidden: int = hp(2048, low=1, doc="[choice] projection (and BYOL predictor) hidden width")
     proj_dim: int = hp(128, low=1, doc="[choice] projection output width")
     simclr_temperature: float = hp(0.5, low=1e-4, doc="[choice] NT-Xent temperature")

@@ -7,7 +7,8 @@ grey p .2), the backbone's features, the mean of the V(V-1)/2 pairwise cosines. 
 scores high (an overfitted encoder maps all views of a member to nearly one point). The
 threshold maximises balanced accuracy over an even grid in [0, 1], fitted on the retain
 members vs the non-members; accuracy, precision, recall and AUC are then measured on the
-forget members vs as many non-members (a seeded draw), so chance is 50%.
+forget members vs as many non-members (a seeded draw), so chance is 50%. Those non-members
+are among the ones the threshold was fitted on (the AC code reports the forget set alone).
 """
 
 from __future__ import annotations

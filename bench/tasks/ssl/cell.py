@@ -46,7 +46,8 @@ def _linear_macs(module: torch.nn.Module | None) -> int:
 def encoder_cost_model(model_name: str, channels: int, num_classes: int, image_size: int, hidden: int, dim: int) -> CostModel:
     """F = fvcore's MACs of the backbone (training mode) + the projector's (+ BYOL's predictor's)
     matrix products, for every counted pass (a target pass, which has no predictor, is counted
-    at the same F: an over-count of the predictor's share, < 1% for ResNet-18). The double
+    at the same F: an over-count of the predictor's share, < 1% for ResNet-18; so is a pass
+    through the backbone alone, e.g. GP's penalty: the heads' share, about 0.2%). The double
     backward's extra is measured on the backbone, where the gradient penalty's D(x) is taken."""
     model = build_ssl_model(model_name, channels, num_classes, image_size, 0, hidden, dim, 1)
     backbone_f = forward_macs(model.online.backbone, channels, image_size)

@@ -4,6 +4,10 @@
 framework (momentum update and MoCo's enqueue included when `update`), and returns the loss.
 Passes: SimCLR 2N trained; MoCo N trained (queries) + N forward through the key encoder;
 BYOL 2N trained + 2N forward through the target. SampleCounter sees each of them.
+
+MoCo/BYOL's momentum step runs at the start of each step (before the forward), not after the
+optimiser's step as in their papers: the target lags one step, the same EMA otherwise. MoCo
+runs without shuffle-BN (one device; the AC code's batch shuffle is a no-op there too).
 """
 
 from __future__ import annotations
