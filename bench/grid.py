@@ -19,7 +19,7 @@ from bench.data.catalog import DATASETS
 from bench.errors import ConfigError
 from bench.locks import FileLock
 from bench.method import METHODS, REFERENCE_METHODS, MethodInfo
-from bench.profiles import Profile
+from bench.profiles import MIN_AUDIT_REPLICAS, Profile, check_replicas
 from bench.progress import Progress
 from bench.records import RecordStore
 from bench.splits import parse_scenario
@@ -52,7 +52,7 @@ def plan(
     """The cells to run, and notes on combinations left out (a method that does not
     support a scenario kind).
 
-    With K = `replicas` (else the profile's [audit] replicas) >= 2, each (scenario, seed) of
+    With K = `replicas` (else the profile's [audit] replicas) >= 3, each (scenario, seed) of
     the audit's scenarios also gets replicas 1..K-1 of every cell: Retrain with other
     seeds on the same split, each method with other method seeds from the same Original.
     They are ordinary cells (the replica index is part of their identity and id)."""
@@ -76,8 +76,7 @@ def plan(
         for kind in {s.kind for s in parsed}:
             params[m.name, kind], provenance[m.name, kind] = method_params(profile, m, kind, tuned_entries, overrides)
     k = profile.audit.replicas if replicas is None else replicas
-    if k < 0:
-        raise ConfigError(f"replicas must be >= 0, got {k}")
+    check_replicas(k, "--replicas" if replicas is not None else f"profile {profile.name} [audit]")
     audited = {parse_scenario(s, spec.num_classes, profile.forget_class).name
                for s in (profile.audit.scenarios or [p.name for p in parsed])}
     cells, notes = [], []
@@ -87,7 +86,7 @@ def plan(
     methods = [m for m in methods if m.supports_task(profile.task)]
     for seed in seeds or profile.seeds:
         for scenario, model in ((s, name) for s in parsed for name in models):
-            for replica in range(k if k >= 2 and scenario.name in audited else 1):
+            for replica in range(k if k >= MIN_AUDIT_REPLICAS and scenario.name in audited else 1):
                 for m in methods:
                     if scenario.kind not in m.scenarios:
                         if not replica:

@@ -47,11 +47,21 @@ class TuneConfig:
     sampler_seed: int = hp(0, low=0, doc="seeds the TPE sampler")
 
 
+MIN_AUDIT_REPLICAS = 3  # U-LiRA fits each example's Gaussians on the K - 1 replicas it does not score
+
+
+def check_replicas(k: int, where: str) -> None:
+    """K = 0 or 1: no audit; 2 would train replicas that `bench audit` cannot use."""
+    if k < 0 or 1 < k < MIN_AUDIT_REPLICAS:
+        raise ConfigError(f"{where}: replicas must be 0 or 1 (no audit) or >= {MIN_AUDIT_REPLICAS} (the audit fits each "
+                          f"example on K - 1 >= 2 replicas), got {k}")
+
+
 @dataclass(frozen=True)
 class AuditConfig:
     """[audit]: the per-example audit's replicas (see bench/audit and docs/audit.md)."""
 
-    replicas: int = 0  # K >= 2: K Retrain models and K runs of each method per (scenario, seed); 0 or 1: none
+    replicas: int = 0  # K >= 3: K Retrain models and K runs of each method per (scenario, seed); 0 or 1: none
     scenarios: tuple[str, ...] | None = None  # scenarios that get replicas (None: all of the profile's)
     sample: int = 500  # D_r and D_t samples whose logits every cell stores
     forget_sample: int = 0  # D_f samples whose logits every cell stores (0: all of D_f)
@@ -146,8 +156,9 @@ def _audit(table: Any, where: str) -> AuditConfig:
         if key not in known:
             raise ConfigError(f"{where}: unknown key {key!r}; known: {', '.join(sorted(known))}")
     replicas, sample = table.get("replicas", 0), table.get("sample", 500)
-    if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
-        raise ConfigError(f"{where}: replicas must be an integer >= 0 (K >= 2 turns the audit on)")
+    if not isinstance(replicas, int) or isinstance(replicas, bool):
+        raise ConfigError(f"{where}: replicas must be an integer (K >= {MIN_AUDIT_REPLICAS} turns the audit on)")
+    check_replicas(replicas, where)
     if not isinstance(sample, int) or isinstance(sample, bool) or sample < 1:
         raise ConfigError(f"{where}: sample must be an integer >= 1")
     forget_sample = table.get("forget_sample", 0)

@@ -147,3 +147,53 @@ def test_scores_are_deterministic_functions_of_the_outputs():
     np.testing.assert_array_equal(a[0], b[0])
     assert a[1] == b[1]
     np.testing.assert_array_equal(a[2], b[2])
+
+
+# ---------------------------------------------------------------------- the report over stored outputs
+
+
+def _stored_records(records_dir, seeds=(0, 1), methods=("Retrain", "Original", "GA"), reversed_forget=()):
+    """Records and outputs files of K = 3 replicas per method and seed (random logits; the forget
+    samples stored in reverse order for the methods in `reversed_forget`)."""
+    from bench.outputs import SETS, write_outputs
+
+    rng = np.random.default_rng(0)
+    records = []
+    for seed in seeds:
+        for method in methods:
+            for replica in range(3):
+                arrays = {}
+                for s in SETS:
+                    index = np.arange(12)[::-1] if s == "forget" and method in reversed_forget else np.arange(12)
+                    arrays.update({f"{s}_index": index.copy(), f"{s}_labels": index % 10,
+                                   f"{s}_logits": rng.normal(0, 2, (12, 10)).astype(np.float32)})
+                cell_id = f"{method}__digits__small_cnn__random10__seed{seed}__rep{replica}"
+                records.append({"status": "ok", "outputs": write_outputs(records_dir, cell_id, arrays),
+                                "cell": {"dataset": "digits", "model": "small_cnn", "scenario": "random10", "seed": seed,
+                                         "method": method, "replica": replica, "profile": "test"},
+                                "config": {"train": {"epochs": 1, "batch_size": 8, "lr": 0.1}},
+                                "metrics": {"RA": 90.0, "TA": 80.0, "MIA": 50.0, "avg_gap": 1.0 + replica}})
+    return records
+
+
+def test_a_method_whose_stored_samples_are_not_retrains_is_refused(tmp_path):
+    """Every comparison pairs an example's column with Retrain's by position."""
+    from bench.audit.report import run_audit
+    from bench.errors import ConfigError
+
+    assert len(run_audit(_stored_records(tmp_path), tmp_path)[0]) == 6
+    with pytest.raises(ConfigError, match=r"GA .*forget samples are not Retrain's"):
+        run_audit(_stored_records(tmp_path, reversed_forget=("GA",)), tmp_path)
+
+
+def test_the_figure_draws_each_method_of_the_first_split_once_with_that_splits_f(tmp_path, monkeypatch):
+    from bench.audit import plot
+    from bench.audit.report import run_audit
+
+    table, examples = run_audit(_stored_records(tmp_path), tmp_path)
+    figures = []
+    monkeypatch.setattr(plot.plt, "close", figures.append)
+    plot.epsilon_figure(table, examples, tmp_path / "figures")
+    titles = [ax.get_title() for ax in figures[0].axes if ax.get_title()]
+    first = table[table["seed"] == 0].set_index("method")["F"]
+    assert titles == [f"{m} (F = {first[m]:.3f})" for m in ("Original", "GA")]

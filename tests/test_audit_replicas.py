@@ -66,8 +66,18 @@ def test_replicas_are_plain_cells_and_replica_zero_keeps_its_identity(tmp_path):
 def test_bad_audit_settings_are_one_line_errors(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text(TINY_PROFILE.replace("replicas = 3", "replicas = -1"))
-    with pytest.raises(Exception, match=r"replicas must be an integer >= 0"):
+    with pytest.raises(Exception, match=r"replicas must be 0 or 1 \(no audit\) or >= 3"):
         profiles.load(str(path))
+    path.write_text(TINY_PROFILE)  # K = 2 would train replicas the audit cannot use (it needs K - 1 >= 2 to fit)
+    assert profiles.load(str(path)).audit.replicas == 3
+    path.write_text(TINY_PROFILE.replace("replicas = 3", "replicas = 2"))
+    with pytest.raises(Exception, match=r"\[audit\].*replicas must be 0 or 1 \(no audit\) or >= 3 .*got 2"):
+        profiles.load(str(path))
+    profile = profiles.load(str(_profile(tmp_path)))
+    with pytest.raises(Exception, match=r"--replicas: replicas must be 0 or 1 \(no audit\) or >= 3 .*got 2"):
+        plan(profile, resolve_methods(list(profile.methods)), data_root=tmp_path, cache_dir=tmp_path, replicas=2)
+    assert {c.replica for c in plan(profile, resolve_methods(list(profile.methods)), data_root=tmp_path,
+                                    cache_dir=tmp_path, replicas=1)[0]} == {0}
     path.write_text(TINY_PROFILE.replace("sample = 40", "sampel = 40"))
     with pytest.raises(Exception, match=r"unknown key 'sampel'"):
         profiles.load(str(path))

@@ -1,5 +1,6 @@
 """figures/audit_epsilon.{png,svg}: per forget example, phi under the method against phi under
-Retrain (means over replicas), coloured by the example's challenge epsilon. Points on the
+Retrain (means over replicas), coloured by the example's challenge epsilon, for the first
+split of the audit (dataset, model, scenario, seed; audit_examples.csv has every split). Points on the
 diagonal with epsilon 0 are forgotten as retraining would; a cloud above the diagonal is
 what training on D_f left behind. Byte-for-byte repeatable (no dates, fixed SVG ids)."""
 
@@ -23,16 +24,16 @@ STEM = "audit_epsilon"
 def epsilon_figure(table: pd.DataFrame, examples: pd.DataFrame, out_dir: Path, max_methods: int = 4) -> list[Path]:
     first = examples.iloc[0]
     group = ["dataset", "model", "scenario", "seed"]
-    mask = np.logical_and.reduce([examples[c] == first[c] for c in group])
-    part = examples[mask]
-    methods = [m for m in table["method"] if m in set(part["method"])][:max_methods]
+    part = examples[np.logical_and.reduce([examples[c] == first[c] for c in group])]
+    rows_of_split = table[np.logical_and.reduce([table[c] == first[c] for c in group])]
+    methods = [m for m in rows_of_split["method"] if m in set(part["method"])][:max_methods]
     fig, axes = plt.subplots(1, len(methods), figsize=(3.3 * len(methods), 3.4), squeeze=False, sharex=True, sharey=True)
     lo = float(min(part["phi_retrain_mean"].min(), part["phi_method_mean"].min()))
     hi = float(max(part["phi_retrain_mean"].max(), part["phi_method_mean"].max()))
     scatter = None
     for ax, method in zip(axes[0], methods):
         rows = part[part["method"] == method]
-        f = table[(table["method"] == method)]["F"].iloc[0]
+        f = rows_of_split[rows_of_split["method"] == method]["F"].iloc[0]
         scatter = ax.scatter(rows["phi_retrain_mean"], rows["phi_method_mean"], c=np.minimum(rows["epsilon"], 6.0),
                              cmap="viridis", vmin=0, vmax=6.0, s=10, linewidths=0)
         ax.plot([lo, hi], [lo, hi], color="0.5", lw=0.8, ls="--")

@@ -24,8 +24,7 @@ from bench.audit import challenge, klom, ulira
 from bench.audit.statistics import logit_scaled_confidence
 from bench.errors import ConfigError
 from bench.outputs import SETS, read_outputs
-
-MIN_REPLICAS = 3
+from bench.profiles import MIN_AUDIT_REPLICAS as MIN_REPLICAS
 GROUP = ("dataset", "model", "scenario", "seed")
 COLUMNS = [*GROUP, "method", "replicas", "recipe", "RA", "TA", "MIA", "avg_gap", "F", "final_score",
            "ulira_auc", "ulira_tpr_1pct", "ulira_tpr_0.1pct", "klom_forget_mean", "klom_forget_p95",
@@ -77,6 +76,11 @@ def collect(records: list[dict], records_dir: Path) -> dict[tuple, dict[str, Rep
                     raise ConfigError(f"{method} {key}: replicas stored different {s} samples; rerun them with --force")
                 item.phi[s] = np.stack([logit_scaled_confidence(a[f"{s}_logits"], a[f"{s}_labels"]) for a in arrays])
             out[method] = item
+        for method, item in out.items():  # the comparisons pair each example with Retrain's by position
+            for s in SETS:
+                if not np.array_equal(item.index[s], out["Retrain"].index[s]):
+                    raise ConfigError(f"{method} {key}: its stored {s} samples are not Retrain's; "
+                                      f"rerun both with the same [audit] settings (--force)")
         groups[key] = out
     return groups
 
